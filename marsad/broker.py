@@ -175,7 +175,7 @@ def resolve_bootstrap(url: str | None, config: BrokerConfig, data_dir: str) -> s
         return config.bootstrap()
     state = broker_state_file(data_dir)
     if state.exists():
-        return state.read_text().strip()
+        return state.read_text().strip().removeprefix("kafka://")
     raise BrokerError(
         "no running marsad service found (no broker address in "
         f"{state}); start `marsad run` or pass --broker kafka://host:port"

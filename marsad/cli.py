@@ -165,6 +165,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     with out.open("w", encoding="utf-8") as lines:
         for doc in read_documents(args.paths, report):
             result = dedup.check(doc, state)
+            dedup.remember(doc, result, state)
             count += 1
             copies += result.duplicate_of is not None
             lines.write(json.dumps({"id": doc.id, "duplicate_of": result.duplicate_of},

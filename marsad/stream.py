@@ -79,9 +79,9 @@ class Stream:
             broker_heartbeat_interval=max(1.0, session / 4),
             stream_wait_empty=False,
         )
-        if embedded:
-            # The embedded broker answers ListOffsets wrongly for batched records, which makes a
-            # restored table miss its last updates; one record per batch avoids it.
+        if embedded or config.broker.single_record_batches:
+            # Tansu answers ListOffsets wrongly for batched records, which makes a restored table
+            # miss its last updates; one record per batch avoids it.
             settings["producer_max_batch_size"] = 1
         self.app = faust.App(self.topics.app_id, **settings)
         self._define(set(roles))
@@ -114,7 +114,9 @@ class Stream:
                         metrics.DUPLICATES.labels("exact").inc()
                         log.info("duplicate %s of %s", doc.id, result.duplicate_of)
                     else:
-                        await unique.send(key=doc.id.encode(), value=event.value)
+                        # Remembered only once the broker has it: a crash in between re-sends.
+                        await (await unique.send(key=doc.id.encode(), value=event.value))
+                        pipeline.dedup.remember(doc, result, dedup_table)
                         metrics.DOCUMENTS_OUT.labels("dedup").inc()
                 except Exception as exc:  # noqa: BLE001 - a poison message must not stop the stream
                     await self._dead("dedup", event, exc)
@@ -150,19 +152,20 @@ class Stream:
                 try:
                     claim = Claim.from_dict(loads(event.value))
                     verdict = pipeline.novelty.judge(claim, novelty_table.get(claim.town.id))
-                    novelty_table[claim.town.id] = verdict.state
                 except Exception as exc:  # noqa: BLE001
                     await self._dead("novelty", event, exc)
                     progress.bump(claims_pending=-1)
                     continue
-                metrics.NOVELTY.labels(claim.town.name_ar, verdict.outcome).inc()
-                metrics.NOVELTY_TOWNS.labels(claim.town.name_ar).set(len(verdict.state["claims"]))
                 if verdict.alert is not None:
-                    _observe_latency(claim)
                     progress.bump(alerts_pending=1, alerts=1)
-                    await alerts.send(key=claim.town.id.encode(), value=dumps(verdict.alert))
+                    # The state moves on only once the alert is on the broker (at-least-once).
+                    await (await alerts.send(key=claim.town.id.encode(), value=dumps(verdict.alert)))
+                    _observe_latency(claim)
                     metrics.ALERTS.labels(claim.town.name_ar, verdict.alert.status).inc()
                     metrics.DOCUMENTS_OUT.labels("novelty").inc()
+                novelty_table[claim.town.id] = verdict.state
+                metrics.NOVELTY.labels(claim.town.name_ar, verdict.outcome).inc()
+                metrics.NOVELTY_TOWNS.labels(claim.town.name_ar).set(len(verdict.state["claims"]))
                 metrics.STAGE_LATENCY.labels("novelty").observe(time.perf_counter() - started)
                 progress.bump(claims_pending=-1)
 

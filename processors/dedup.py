@@ -7,7 +7,7 @@ fed by the single-partition raw topic, so every document meets every earlier one
 from __future__ import annotations
 
 import hashlib
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,15 +27,20 @@ def fingerprint(doc: Document) -> str:
 
 
 class Deduplicator:
+    """Checking and remembering are separate steps so the stream can remember a document only
+    after it was forwarded: a crash in between then re-sends it, it never loses it."""
+
     def __init__(self, window_seconds: float):
         self.window = window_seconds
 
-    def check(self, doc: Document, state: MutableMapping[str, Any]) -> DedupResult:
+    def check(self, doc: Document, state: Mapping[str, Any]) -> DedupResult:
         key = fingerprint(doc)
-        at = doc.published_or_ingested().timestamp()
         first = state.get(key)
-        if first is not None and first["id"] != doc.id and abs(at - first["at"]) <= self.window:
+        at = doc.published_or_ingested().timestamp()
+        if first is not None and abs(at - first["at"]) <= self.window:
             return DedupResult(first["id"], key)
-        if first is None or first["id"] != doc.id:
-            state[key] = {"id": doc.id, "at": at}
         return DedupResult(None, key)
+
+    def remember(self, doc: Document, result: DedupResult, state: MutableMapping[str, Any]) -> None:
+        if result.duplicate_of is None:
+            state[result.fingerprint] = {"id": doc.id, "at": doc.published_or_ingested().timestamp()}

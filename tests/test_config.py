@@ -1,0 +1,122 @@
+from pathlib import Path
+
+import pytest
+
+from marsad.config import ConfigError, load_config, parse_duration
+from tests.conftest import child_env, marsad
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "marsad.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_run_embedded_with_seeds_and_abu_kamal():
+    config = load_config(env={})
+    assert config.broker.url == "embedded"
+    assert config.broker.topic_prefix == "marsad"
+    assert [t.name for t in config.towns] == ["البوكمال"]
+    assert config.ingest.replay and Path(config.ingest.replay[0]).name == "seeds"
+    assert config.sinks.jsonl == "marsad-data/alerts.jsonl"
+    assert config.metrics.port == 9108
+
+
+def test_contract_example_loads(tmp_path):
+    path = write(tmp_path, '''
+[broker]
+url = "kafka://host1:9092,host2:9092"
+topic_prefix = "marsad"
+
+[[feeds]]
+name = "example"
+url = "https://example.com/rss.xml"
+interval = "5m"
+
+[[towns]]
+name = "البوكمال"
+aliases = ["أبو كمال", "البو كمال"]
+
+[sinks]
+jsonl = "marsad-data/alerts.jsonl"
+webhooks = ["https://hooks.example.com/marsad"]
+
+[metrics]
+port = 9108
+''')
+    config = load_config(path, env={})
+    assert config.broker.bootstrap() == "host1:9092,host2:9092"
+    assert config.feeds[0].name == "example"
+    assert config.towns[0].aliases == ["أبو كمال", "البو كمال"]
+    assert config.sinks.webhooks == ["https://hooks.example.com/marsad"]
+    # A config file without replay does not replay the seeds: it is a real deployment.
+    assert config.ingest.replay == []
+
+
+@pytest.mark.parametrize("text, named", [
+    ('[broker]\nurll = "embedded"\n', "'urll'"),
+    ('[brokr]\nurl = "embedded"\n', "'brokr'"),
+    ('[metrics]\nport = "ninety"\n', "metrics.port"),
+    ('[metrics]\nport = 70000\n', "metrics.port"),
+    ('[broker]\nurl = "http://x:1"\n', "broker.url"),
+    ('[[feeds]]\nname = "a"\nurl = "ftp://x"\n', "feeds.url"),
+    ('[[feeds]]\nname = "a"\nurl = "http://x"\ninterval = "often"\n', "feeds.interval"),
+    ('[novelty]\nwindow = "-3d"\n', "novelty.window"),
+    ('[sinks]\nwebhooks = "http://x"\n', "sinks.webhooks"),
+])
+def test_bad_keys_and_values_name_the_key(tmp_path, text, named):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env={})
+    assert named in str(info.value)
+
+
+def test_environment_overrides_file_and_defaults(tmp_path):
+    path = write(tmp_path, '[metrics]\nport = 9200\n')
+    env = {"MARSAD_METRICS_PORT": "9300", "MARSAD_BROKER_URL": "kafka://k:9092",
+           "MARSAD_SINKS_WEBHOOKS": "https://a.example/h, https://b.example/h"}
+    config = load_config(path, env=env)
+    assert config.metrics.port == 9300
+    assert config.broker.url == "kafka://k:9092"
+    assert config.sinks.webhooks == ["https://a.example/h", "https://b.example/h"]
+    # Without a file the built-in default (seed replay) stays, with the override on top.
+    default = load_config(env={"MARSAD_METRICS_PORT": "0"})
+    assert default.metrics.port == 0 and default.ingest.replay
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"MARSAD_METRICS_PORT": "abc"}, "MARSAD_METRICS_PORT"),
+    ({"MARSAD_BROKER_URLL": "x"}, "MARSAD_BROKER_URLL"),
+    ({"MARSAD_NOPE": "x"}, "MARSAD_NOPE"),
+])
+def test_bad_environment_names_the_variable(env, named):
+    with pytest.raises(ConfigError) as info:
+        load_config(env=env)
+    assert named in str(info.value)
+
+
+def test_durations():
+    assert parse_duration("5m", "k") == 300
+    assert parse_duration("14d", "k") == 14 * 86400
+    assert parse_duration(30, "k") == 30
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path):
+    bad = write(tmp_path, '[broker]\nurll = "embedded"\n')
+    result = marsad("run", "--config", str(bad), cwd=tmp_path, env=child_env())
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "unknown key 'urll'" in result.stderr
+
+    missing = marsad("run", "--config", str(tmp_path / "nope.toml"), cwd=tmp_path, env=child_env())
+    assert missing.returncode == 2 and "config file not found" in missing.stderr
+
+
+def test_unknown_town_is_a_clear_error(tmp_path):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("عنوان\nنص الخبر\n", encoding="utf-8")
+    result = marsad("process", str(doc), "--alerts-out", str(tmp_path / "a.jsonl"),
+                    "--town", "مدينةلاتوجد", cwd=tmp_path, env=child_env())
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "not in the gazetteer" in result.stderr
