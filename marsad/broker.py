@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -161,6 +162,27 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
             log.info("created topics: %s", ", ".join(t.name for t in missing))
     finally:
         admin.close()
+    _check_partitions(bootstrap, topics)
+
+
+def _check_partitions(bootstrap: str, topics: Topics) -> None:
+    """A topic created by someone else (a producer with auto-create on, an older config) with
+    other partition counts would make faust crash-loop on every record; say so at start-up."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="marsad-admin")
+    try:
+        wrong = []
+        for name, expected in topics.layout().items():
+            found = consumer.partitions_for_topic(name)
+            if found is not None and len(found) != expected:
+                wrong.append(f"{name} has {len(found)} partitions, expected {expected}")
+    finally:
+        consumer.close()
+    if wrong:
+        raise BrokerError(
+            "topics with the wrong partition count: " + "; ".join(wrong)
+            + ". Delete them or use another [broker] topic_prefix; [broker] partitions sets the"
+            " count for unique, claims and alerts."
+        )
 
 
 def broker_state_file(data_dir: str) -> Path:

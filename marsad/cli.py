@@ -62,12 +62,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from kafka import KafkaProducer
 
     from ingest.documents import ReadReport, read_documents
-    from marsad.broker import Topics
+    from marsad.broker import Topics, ensure_topics
     from marsad.records import dumps
 
     config = _config(args)
     bootstrap = _bootstrap(args, config)
-    topic = Topics(config.broker.topic_prefix, config.broker.partitions).raw
+    topics = Topics(config.broker.topic_prefix, config.broker.partitions)
+    # Producing to a missing topic would auto-create it with the broker's default partitions.
+    ensure_topics(bootstrap, topics)
+    topic = topics.raw
     report = ReadReport()
     producer = _kafka_call("replay", bootstrap, lambda: KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, request_timeout_ms=15000,
@@ -213,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     dedup.add_argument("--out", required=True, metavar="FILE")
     dedup.add_argument("--config")
     dedup.set_defaults(func=cmd_dedup)
+
+    from ingest.commands import add_feeds_parser
+
+    add_feeds_parser(sub)
     return parser
 
 

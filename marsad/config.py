@@ -28,7 +28,7 @@ class ConfigError(ValueError):
     """Raised with a message naming the offending key; the CLI prints it as one line."""
 
 
-def parse_duration(value: str | int | float, key: str) -> float:
+def parse_duration(value: str | int | float, key: str, allow_zero: bool = False) -> float:
     """'5m', '14d', '30s' or a number of seconds, to seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
@@ -36,7 +36,7 @@ def parse_duration(value: str | int | float, key: str) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
         raise ConfigError(f"{key}: expected a duration like '30s', '5m', '14d', got {value!r}")
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ConfigError(f"{key}: must be positive, got {value!r}")
     return seconds
 
@@ -78,6 +78,8 @@ class FeedConfig:
     name: str = ""
     url: str = ""
     interval: str = "5m"
+    # Items whose text is not mostly Arabic are skipped (and counted) instead of emitted.
+    arabic_only: bool = True
 
     def validate(self) -> None:
         if not self.name:
@@ -107,6 +109,46 @@ class ServiceConfig:
 class IngestConfig:
     # Files or folders replayed into the raw topic when the service starts (the test stream).
     replay: list[str] = field(default_factory=list)
+    # Feed and article fetching (ingest/fetch.py). Addresses that are not public (loopback,
+    # private, link-local, metadata, ...) are refused unless allow_private is set or the host is
+    # listed in allow_hosts ("host", "host:port", an IP or a CIDR network).
+    allow_private: bool = False
+    allow_hosts: list[str] = field(default_factory=list)
+    user_agent: str = ""  # empty: marsad/<version> (+project URL)
+    respect_robots: bool = True
+    fetch_articles: bool = True
+    connect_timeout: str = "10s"
+    read_timeout: str = "30s"
+    # One request, redirects included, from start to the last byte: stops slow-drip servers.
+    fetch_timeout: str = "60s"
+    max_response_bytes: int = 10_000_000
+    max_redirects: int = 5
+    per_host_concurrency: int = 2
+    host_delay: str = "1s"
+    max_backoff: str = "6h"
+    # Item identities remembered per feed; items still listed in the feed are never forgotten.
+    seen_limit: int = 10_000
+
+    def validate(self) -> None:
+        from ingest.guard import parse_allow_hosts
+
+        for key in ("connect_timeout", "read_timeout", "fetch_timeout", "max_backoff"):
+            parse_duration(getattr(self, key), f"ingest.{key}")
+        parse_duration(self.host_delay, "ingest.host_delay", allow_zero=True)
+        if self.max_response_bytes < 1024:
+            raise ConfigError(f"ingest.max_response_bytes: expected at least 1024, got {self.max_response_bytes}")
+        if not 0 <= self.max_redirects <= 20:
+            raise ConfigError(f"ingest.max_redirects: expected 0..20, got {self.max_redirects}")
+        if not 1 <= self.per_host_concurrency <= 64:
+            raise ConfigError(f"ingest.per_host_concurrency: expected 1..64, got {self.per_host_concurrency}")
+        if self.seen_limit < 100:
+            raise ConfigError(f"ingest.seen_limit: expected at least 100, got {self.seen_limit}")
+        if any(c in self.user_agent for c in "\r\n"):
+            raise ConfigError("ingest.user_agent: must be a single line")
+        try:
+            parse_allow_hosts(self.allow_hosts)
+        except ValueError as exc:
+            raise ConfigError(f"ingest.allow_hosts: {exc}") from exc
 
 
 @dataclass

@@ -41,6 +41,21 @@ PUBLISHED_TO_ALERT = Histogram("marsad_published_to_alert_seconds",
                                buckets=_E2E_BUCKETS)
 NOVELTY_TOWNS = Gauge("marsad_novelty_claims_remembered", "Claims remembered by the novelty stage",
                       ["town"])
+# Feed ingest (ingest/poller.py). kind: feed, article or robots; result: ok, not_modified,
+# http_error, timeout, network_error, parse_error, refused, robots_disallowed, too_large,
+# too_many_redirects, error (unexpected; see marsad_errors_total{stage="fetch"}); robots: not_found.
+FEED_FETCHES = Counter("marsad_feed_fetches_total", "HTTP fetches by feed, kind and result",
+                       ["feed", "kind", "result"])
+FEED_ITEMS = Counter("marsad_feed_items_emitted_total", "New feed items sent to the raw topic",
+                     ["feed"])
+FEED_ITEMS_SKIPPED = Counter("marsad_feed_items_skipped_total",
+                             "New feed items not sent, by reason (non_arabic, empty, error)",
+                             ["feed", "reason"])
+FEED_LAST_SUCCESS = Gauge("marsad_feed_last_success_timestamp_seconds",
+                          "When a feed was last fetched successfully (200 or 304)", ["feed"])
+FEED_FETCH_LATENCY = Histogram("marsad_feed_fetch_duration_seconds",
+                               "Time of one HTTP fetch, redirects and body included",
+                               ["feed", "kind"], buckets=_LATENCY_BUCKETS)
 
 
 def serve(port: int, host: str, role: str) -> int | None:

@@ -57,6 +57,17 @@ def _optional_str(data: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _spans(value: Any, key: str) -> tuple[tuple[int, int], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(span, list) and len(span) == 2 and all(isinstance(i, int) for i in span)
+        for span in value
+    ):
+        raise RecordError(f"{key}: expected a list of [start, end] offsets")
+    return tuple((start, end) for start, end in value)
+
+
 @dataclass(frozen=True)
 class Document:
     text: str
@@ -70,6 +81,14 @@ class Document:
     ingested_at: float = 0.0
     # Set by deduplication on copies, so a consumer of the stream can link syndicated stories.
     duplicate_of: str | None = None
+    # Where a feed document's text came from: "article" (the linked page) or "feed" (the feed's
+    # own content or summary, when the page failed or had no text). None for other inputs.
+    text_source: str | None = None
+    # Set by deduplication on a document that repeats most of an earlier one but adds news (an
+    # update, or another story sharing background): the earlier id, and the [start, end) offsets
+    # in ``text`` of the sentences it adds, so later stages can tell what is new.
+    update_of: str | None = None
+    new_sentences: tuple[tuple[int, int], ...] = ()
 
     @staticmethod
     def content_id(text: str, title: str | None = None, url: str | None = None) -> str:
@@ -105,6 +124,9 @@ class Document:
             summary=_optional_str(data, "summary"),
             ingested_at=float(ingested_at),
             duplicate_of=_optional_str(data, "duplicate_of"),
+            text_source=_optional_str(data, "text_source"),
+            update_of=_optional_str(data, "update_of"),
+            new_sentences=_spans(data.get("new_sentences"), "new_sentences"),
         )
 
     def to_dict(self) -> dict[str, Any]:

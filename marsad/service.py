@@ -81,13 +81,17 @@ def run_service(config: Config) -> int:
                     bootstrap, topics.prefix, ", ".join(t.name for t in config.towns),
                     f"http://localhost:{port}/metrics" if port else "off")
 
-        async def replay(_worker: faust.Worker) -> None:
+        async def feed_documents(_worker: faust.Worker) -> None:
             if config.ingest.replay:
                 report = ReadReport()
                 sent = await stream.send_documents(read_documents(config.ingest.replay, report))
                 log.warning("replayed %d documents from %s", sent, ", ".join(config.ingest.replay))
+            from ingest.poller import run_feeds  # slow to import (trafilatura); `run` only
 
-        _run_worker(stream, config, replay)
+            # Runs until the worker stops, which cancels it (Ctrl-C / SIGTERM).
+            await run_feeds(config, stream.send_documents)
+
+        _run_worker(stream, config, feed_documents)
     log.warning("marsad stopped")
     return 0
 

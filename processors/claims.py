@@ -16,7 +16,9 @@ from processors.normalize import Token, normalize, tokenize
 from processors.phrases import Match
 from processors.sentences import Sentence, split_sentences
 
-_PROCLITICS = r"(?:[وف]?(?:[بلك]|لل)?(?:ال)?)"
+# Conjunction, preposition and article before nouns; conjunction, future س and the imperfect
+# prefix before verbs (تقصف، سيشن).
+_PROCLITICS = r"(?:[وف]?(?:[بلك]|لل)?(?:ال)?|[وف]?س?[يتن])"
 
 # Cue stems per event type, written as published (normalised when compiled). A stem matches a
 # word that starts with it after proclitics; stems marked with $ must match the whole word.
@@ -39,8 +41,8 @@ CUES: dict[str, tuple[str, ...]] = {
                     "كمين", "مواجهات", "مواجهة", "قتال", "يقاتل", "يقاتلون", "سيقاتلون"),
     "military_buildup": ("تعزيزات", "تعزيز", "عزز", "يعزز", "حشد$", "حشود", "يحشد", "يستعد",
                          "تستعد", "استعداد", "تحصين", "تحصينات", "يتحصن", "يتحصنون", "الإعداد"),
-    "accusation": ("اتهم", "اتهام", "اتهامات", "يتهم", "تتهم", "نفى", "ينفي", "نفت", "تنفي",
-                   "زعم", "زاعمين", "حمل$", "حملت$", "ادعى", "ادعت", "اتهموا"),
+    "accusation": ("اتهم", "اتهام", "اتهامات", "يتهم", "تتهم", "زعم", "زاعمين", "حمل$", "حملت$",
+                   "ادعى", "ادعت", "اتهموا"),
     "humanitarian": ("نزوح", "نازحين", "النازحين", "نزح", "مساعدات", "مخيم", "لاجئين", "اللاجئين",
                      "مهجرة", "مهجرين"),
     "casualties": ("قتلى", "قتيل", "جرحى", "جريح", "مقتل", "قتل$", "قتلت$", "يقتل", "إصابة",
@@ -50,6 +52,9 @@ CUES: dict[str, tuple[str, ...]] = {
 _BOMBARD = ("قصف", "يقصف", "قصفت", "ضربت", "ضرب$", "ضربات", "ضربة", "استهداف", "استهدف")
 _AIRCRAFT = ("طيران", "طائرات", "طائرة", "الطيران", "مقاتلات", "قاذفات", "جوي", "جوية")
 
+# A denial is a modality of the act it denies ("the coalition denies striking ..."); only a
+# denial of no particular act is an accusation-type claim.
+_DENIAL = ("نفى", "ينفي", "نفت", "تنفي", "نفي$", "رفض", "رفضت")
 _NEGATION = ("نفى", "ينفي", "نفت", "تنفي", "نفي", "لم$", "لن$", "لا$", "ليس$", "عدم", "رفض")
 _PLANNED = ("يستعد", "تستعد", "يعتزم", "تعتزم", "سوف$", "يخطط", "تخطط", "ستشن", "سيشن",
             "الإعداد", "يعتزمون", "ينوي", "تنوي")
@@ -77,6 +82,7 @@ _CUE_RES = {event: _compile(stems) for event, stems in CUES.items()}
 _BOMBARD_RE = _compile(_BOMBARD)
 _AIRCRAFT_RE = _compile(_AIRCRAFT)
 _NEGATION_RE = _compile(_NEGATION)
+_DENIAL_RE = _compile(_DENIAL)
 _PLANNED_RE = _compile(_PLANNED)
 _REPORTING_RE = _compile(_REPORTING)
 _BACKGROUND_RE = re.compile("|".join(re.escape(normalize(m)) for m in _BACKGROUND))
@@ -106,12 +112,14 @@ def event_type(norm_clause: str, context: str = "") -> tuple[str, int] | None:
         best = (bombard.start(), kind)
     if best is None and (match := _CUE_RES["casualties"].search(norm_clause)):
         best = (match.start(), "casualties")
+    if best is None and (match := _DENIAL_RE.search(norm_clause)):
+        best = (match.start(), "accusation")
     return (best[1], best[0]) if best else None
 
 
 def modality(norm_clause: str, cue_at: int, attributed: bool) -> str:
     before = norm_clause[: cue_at + 1]
-    if _NEGATION_RE.search(before):
+    if _NEGATION_RE.search(before) or _DENIAL_RE.search(norm_clause[: cue_at + 4]):
         return "denied"
     if _PLANNED_RE.search(norm_clause):
         return "planned"

@@ -1,0 +1,85 @@
+"""Claims from sentences about monitored towns, and novelty judged per town."""
+
+import pytest
+
+from marsad.config import default_config
+from marsad.records import Document
+from processors.claims import event_type
+from processors.normalize import normalize
+from processors.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return Pipeline(default_config())
+
+
+def claims_of(pipeline, text, title=None, published=None):
+    return pipeline.claims.extract(Document.from_dict(
+        {"text": text, "title": title, "published": published}))
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("قصفت طائرات روسية مواقع لتنظيم داعش في البوكمال", "air_strike"),
+    ("سقطت قذائف هاون على البوكمال", "shelling_missile"),
+    ("اندلعت اشتباكات عنيفة في البوكمال", "armed_clash"),
+    ("انفجرت سيارة مفخخة في البوكمال", "explosion"),
+    ("أعلن الجيش السوري تحرير البوكمال", "territory_control"),
+    ("انسحب مسلحو داعش من البوكمال", "withdrawal"),
+    ("سقط عشرة قتلى في البوكمال", "casualties"),
+    ("دفع الجيش بتعزيزات كبيرة إلى البوكمال", "military_buildup"),
+    ("اتهمت روسيا واشنطن بحماية داعش في البوكمال", "accusation"),
+    ("نزوح آلاف العائلات من البوكمال", "humanitarian"),
+])
+def test_event_type_from_cue_words(sentence, expected):
+    assert event_type(normalize(sentence))[0] == expected
+
+
+def test_claim_with_actors_roles_and_attribution(pipeline):
+    text = ("والجمعة، أعلنت وزارة الدفاع الروسية إطلاق 6 صواريخ مجنحة على مواقع لتنظيم داعش "
+            "المتشدد بمحيط مدينة البوكمال السورية القريبة من الحدود العراقية.")
+    [claim] = claims_of(pipeline, text)
+    assert claim.event_type == "shelling_missile"
+    assert claim.attributed_to.id == "russia"
+    assert claim.attributed_to.name == "وزارة الدفاع الروسية"
+    assert claim.modality == "reported"
+    assert [(a.id, a.role) for a in claim.actors] == [("isis", "target")]
+    assert text[claim.start:claim.end] == claim.sentence == text
+
+
+def test_sentences_without_the_town_make_no_claim(pipeline):
+    assert claims_of(pipeline, "قصفت طائرات روسية مواقع لتنظيم داعش في دير الزور.") == []
+
+
+def test_planned_and_denied(pipeline):
+    [planned] = claims_of(pipeline, "أعلن التحالف الدولي أنه يستعد لشن هجوم على مدينة البوكمال.")
+    assert planned.modality == "planned"
+    [denied] = claims_of(pipeline, "نفى التحالف أنه قصف مواقع للجيش السوري قرب البوكمال.")
+    assert denied.modality == "denied"
+
+
+def test_novelty_new_then_repeat_then_new_episode(pipeline):
+    first = claims_of(pipeline, "قصفت طائرات روسية مواقع داعش في البوكمال.",
+                      published="2017-11-05T10:00:00+00:00")[0]
+    again = claims_of(pipeline, "طائرات روسية تقصف مواقع داعش في البوكمال مجددا.",
+                      published="2017-11-06T10:00:00+00:00")[0]
+    later = claims_of(pipeline, "قصفت طائرات روسية مواقع داعش في البوكمال اليوم.",
+                      published="2017-12-20T10:00:00+00:00")[0]
+    judge = pipeline.novelty
+    v1 = judge.judge(first, None)
+    assert v1.outcome == "new" and v1.alert.alert_id
+    v2 = judge.judge(again, v1.state)
+    assert v2.outcome == "repeat" and v2.alert is None
+    entry = next(iter(v2.state["claims"].values()))
+    assert entry["sources"] == [first.doc.id, again.doc.id]
+    # Beyond the 14-day window the same kind of claim is news again, with a new alert id.
+    v3 = judge.judge(later, v2.state)
+    assert v3.outcome == "new" and v3.alert.alert_id != v1.alert.alert_id
+    # Judging the same claim from the same state gives the same alert id (replays are stable).
+    assert judge.judge(first, None).alert.alert_id == v1.alert.alert_id
+
+
+def test_background_claims_raise_nothing(pipeline):
+    [claim] = claims_of(pipeline, "وكانت قوات النظام قد سيطرت على البوكمال العام الماضي.")
+    assert claim.background
+    assert pipeline.novelty.judge(claim, None).outcome == "background"

@@ -1,0 +1,80 @@
+"""Records in the contract's JSON forms, and reading documents from files."""
+
+import gzip
+import json
+
+import pytest
+
+from ingest.documents import ReadReport, read_documents
+from marsad.records import Actor, Alert, Claim, DocRef, Document, RecordError, Town
+
+
+def test_missing_id_is_derived_from_content():
+    a = Document.from_dict({"text": "نص", "title": "عنوان"})
+    b = Document.from_dict({"text": "نص", "title": "عنوان"})
+    c = Document.from_dict({"text": "نص آخر", "title": "عنوان"})
+    assert a.id == b.id != c.id
+    assert Document.from_dict({"id": "x1", "text": "نص"}).id == "x1"
+
+
+@pytest.mark.parametrize("data, field", [
+    ({}, "text"),
+    ({"text": "   "}, "text"),
+    ({"text": 5}, "text"),
+    ({"text": "نص", "published": "yesterday"}, "published"),
+    ({"text": "نص", "title": ["x"]}, "title"),
+    ("just a string", "document"),
+])
+def test_invalid_documents_name_the_field(data, field):
+    with pytest.raises(RecordError) as info:
+        Document.from_dict(data)
+    assert field in str(info.value)
+
+
+def test_alert_has_the_contract_form():
+    town = Town("geonames:174448", "البوكمال", "Albu Kamal", 34.45, 40.92)
+    claim = Claim(town, "territory_control", (Actor("isis", "داعش", "agent"),),
+                  Actor("russia", "وزارة الدفاع الروسية"), "reported", "دخل داعش البوكمال",
+                  DocRef("d1", "https://x/1", "src", "t", "2017-11-19T10:00:00+00:00"))
+    alert = Alert("a1", town, claim, "new")
+    data = json.loads(json.dumps(alert.to_dict()))
+    assert set(data) == {"alert_id", "town", "claim", "doc", "novelty", "raised_at"}
+    assert set(data["town"]) == {"id", "name_ar", "name_en", "lat", "lon"}
+    assert set(data["claim"]) == {"event_type", "actors", "attributed_to", "modality", "sentence"}
+    assert data["claim"]["actors"] == [{"id": "isis", "name": "داعش", "role": "agent"}]
+    assert data["claim"]["attributed_to"] == {"id": "russia", "name": "وزارة الدفاع الروسية"}
+    assert set(data["doc"]) == {"id", "url", "source", "title", "published"}
+    assert data["novelty"] == {"status": "new", "previous": []}
+    assert Alert.from_dict(data).to_dict() == data
+
+
+def test_seed_files_and_folders(seeds, tmp_path):
+    report = ReadReport()
+    docs = list(read_documents([seeds[0].parent], report))
+    assert len(docs) == 5 and not report.skipped
+    assert docs[3].title == "ضربات جوية روسية لأهداف داعش في البوكمال"
+    assert not docs[3].text.startswith(docs[3].title)
+    assert [d.source for d in docs] == [p.name for p in seeds]
+
+
+def test_bad_inputs_are_counted_skips_not_crashes(tmp_path):
+    good = {"id": "g1", "text": "خبر عن البوكمال"}
+    lines = [json.dumps(good), "{broken", json.dumps({"title": "no text"}), "",
+             json.dumps({"id": "g2", "text": "خبر ثان"})]
+    jsonl = tmp_path / "docs.jsonl"
+    jsonl.write_text("\n".join(lines), encoding="utf-8")
+    gz = tmp_path / "more.jsonl.gz"
+    with gzip.open(gz, "wt", encoding="utf-8") as out:
+        out.write(json.dumps({"id": "g3", "text": "خبر ثالث"}) + "\n")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("عنوان\nنص".encode("cp1256"))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+
+    report = ReadReport()
+    docs = list(read_documents([jsonl, gz, latin, empty, tmp_path / "missing.txt"], report))
+    assert [d.id for d in docs] == ["g1", "g2", "g3"]
+    reasons = " | ".join(report.skipped)
+    assert "docs.jsonl:2: malformed JSON" in reasons
+    assert "docs.jsonl:3: text: required" in reasons
+    assert "not UTF-8" in reasons and "empty document" in reasons and "no such file" in reasons

@@ -1,0 +1,152 @@
+"""The whole topology over a real Kafka-protocol broker: seeds in, alerts out."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.request
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from marsad.broker import free_port
+from tests.conftest import ROOT, Service, child_env, marsad, read_jsonl, wait_for
+
+pytestmark = pytest.mark.broker
+SEED_003 = ROOT / "seeds" / "003_23fbf5640515ec06.txt"
+CONTRACT_EVENTS = {"territory_control", "air_strike", "shelling_missile", "armed_clash",
+                   "explosion", "withdrawal", "casualties", "military_buildup", "accusation",
+                   "humanitarian"}
+
+
+def assert_contract_alert(alert: dict, seed_texts: str) -> None:
+    assert alert["town"]["name_ar"] == "البوكمال"
+    assert alert["town"]["id"] == "geonames:174448"
+    assert isinstance(alert["town"]["lat"], float) and isinstance(alert["town"]["lon"], float)
+    claim = alert["claim"]
+    assert claim["event_type"] in CONTRACT_EVENTS
+    assert claim["modality"] in {"asserted", "denied", "planned", "reported"}
+    assert claim["sentence"] in seed_texts, "evidence must be quoted exactly from the seed"
+    assert alert["novelty"]["status"] in {"new", "contradicts"}
+    assert alert["doc"]["id"] and alert["raised_at"]
+
+
+def test_process_seeds_then_seeds_twice_gives_the_same_alerts(tmp_path, seeds):
+    seed_texts = "\n".join(p.read_text(encoding="utf-8") for p in seeds)
+    once = marsad("process", "seeds", "--alerts-out", str(tmp_path / "a.jsonl"), cwd=ROOT,
+                  env=child_env())
+    assert once.returncode == 0, once.stderr
+    assert "Traceback" not in once.stderr
+    alerts = read_jsonl(tmp_path / "a.jsonl")
+    assert len(alerts) >= 3
+    for alert in alerts:
+        assert_contract_alert(alert, seed_texts)
+    assert len({a["alert_id"] for a in alerts}) == len(alerts)
+
+    twice = marsad("process", "seeds", "seeds", "--alerts-out", str(tmp_path / "b.jsonl"),
+                   cwd=ROOT, env=child_env())
+    assert twice.returncode == 0, twice.stderr
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "raised_at"} for r in rows]  # noqa: E731
+    assert strip(read_jsonl(tmp_path / "b.jsonl")) == strip(alerts)
+
+
+def service_config(tmp_path: Path, bootstrap: str, metrics_port: int) -> Path:
+    config = tmp_path / "marsad.toml"
+    config.write_text(f'''
+[broker]
+url = "kafka://{bootstrap}"
+topic_prefix = "t"
+single_record_batches = true
+session_timeout = "6s"
+
+[sinks]
+jsonl = "{tmp_path / 'alerts.jsonl'}"
+
+[metrics]
+port = {metrics_port}
+host = "127.0.0.1"
+
+[service]
+data_dir = "{tmp_path / 'data'}"
+''', encoding="utf-8")
+    return config
+
+
+def consume_all(bootstrap: str, topic: str) -> list[bytes]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000)
+    try:
+        return [record.value for record in consumer]
+    finally:
+        consumer.close()
+
+
+def test_service_replay_alerts_poison_and_restart(tmp_path, broker):
+    bootstrap = broker.bootstrap
+    url = f"kafka://{bootstrap}"
+    port = free_port()
+    config = service_config(tmp_path, bootstrap, port)
+    alerts_file = tmp_path / "alerts.jsonl"
+    service = Service(config, ROOT).start()
+    try:
+        replay = marsad("replay", str(SEED_003), "--broker", url, "--config", str(config),
+                        cwd=ROOT, env=child_env())
+        assert replay.returncode == 0, replay.stderr
+        first = wait_for(lambda: read_jsonl(alerts_file))
+        wait_for(lambda: len(read_jsonl(alerts_file)) >= 3)
+
+        shown = marsad("alerts", "--from-beginning", "--json", "--broker", url, "--config",
+                       str(config), cwd=ROOT, env=child_env())
+        assert shown.returncode == 0, shown.stderr
+        topic_ids = {json.loads(line)["alert_id"] for line in shown.stdout.splitlines()}
+        assert {a["alert_id"] for a in read_jsonl(alerts_file)} <= topic_ids
+        assert first[0]["alert_id"] in topic_ids
+
+        # Poison: bytes that are not JSON and a document without text. Both go to the dead
+        # topic with a reason; a good document sent after them is still processed.
+        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        producer.send("t.raw", b"\xff\xfe{not json")
+        producer.send("t.raw", json.dumps({"title": "بلا نص"}).encode())
+        producer.flush()
+        producer.close()
+        explosion = tmp_path / "explosion.txt"
+        explosion.write_text("انفجار في البوكمال\nانفجرت سيارة مفخخة في سوق مدينة البوكمال "
+                             "صباح اليوم.\n", encoding="utf-8")
+        assert marsad("replay", str(explosion), "--broker", url, "--config", str(config),
+                      cwd=ROOT, env=child_env()).returncode == 0
+        wait_for(lambda: any(a["claim"]["event_type"] == "explosion"
+                             for a in read_jsonl(alerts_file)))
+        letters = [json.loads(v) for v in consume_all(bootstrap, "t.dead")]
+        assert [l["stage"] for l in letters] == ["dedup", "dedup"], letters
+        assert all(l["reason"] == "invalid_record" and l["error"] for l in letters)
+        assert "text" in letters[1]["error"]
+        scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        assert 'marsad_dead_letters_total{reason="invalid_record",stage="dedup"} 2.0' in scrape
+        assert "marsad_alerts_total" in scrape
+    finally:
+        code = service.stop(signal.SIGTERM)
+    assert code == 0
+    assert "Traceback" not in service.stderr
+    before = read_jsonl(alerts_file)
+
+    # A restarted worker restores its tables: the same seed again is a duplicate, a new article
+    # repeating a known claim raises nothing, and only the genuinely new claim is an alert.
+    service = Service(config, ROOT).start()
+    try:
+        repeat = tmp_path / "repeat.txt"
+        repeat.write_text("تقرير\nذكرت مصادر محلية اليوم أن قاذفات روسية ضربت مواقع لتنظيم "
+                          "داعش في مدينة البوكمال.\n", encoding="utf-8")
+        clash = tmp_path / "clash.txt"
+        clash.write_text("عاجل\nنزوح آلاف العائلات من مدينة البوكمال هربا من المعارك.\n",
+                         encoding="utf-8")
+        for path in (SEED_003, repeat, clash):
+            assert marsad("replay", str(path), "--broker", url, "--config", str(config),
+                          cwd=ROOT, env=child_env()).returncode == 0
+        wait_for(lambda: len(read_jsonl(alerts_file)) > len(before), timeout=90)
+    finally:
+        assert service.stop(signal.SIGINT) == 0
+    after = read_jsonl(alerts_file)
+    added = after[len(before):]
+    assert [a["doc"]["source"] for a in added] == ["clash.txt"] * len(added), added
+    assert "Traceback" not in service.stderr
