@@ -155,12 +155,19 @@ class IngestConfig:
 class SinksConfig:
     jsonl: str = "marsad-data/alerts.jsonl"
     webhooks: list[str] = field(default_factory=list)
+    # When set, every webhook POST carries X-Marsad-Signature: sha256=HMAC(secret, body).
+    webhook_secret: str = ""
+    webhook_retries: int = 5
+    webhook_timeout: str = "10s"
     console: bool = True
 
     def validate(self) -> None:
         for url in self.webhooks:
             if not re.match(r"^https?://", url):
                 raise ConfigError(f"sinks.webhooks: expected http(s) URLs, got {url!r}")
+        if not 0 <= self.webhook_retries <= 20:
+            raise ConfigError(f"sinks.webhook_retries: expected 0..20, got {self.webhook_retries}")
+        parse_duration(self.webhook_timeout, "sinks.webhook_timeout")
 
 
 @dataclass

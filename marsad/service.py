@@ -18,7 +18,7 @@ import faust
 
 from marsad import logs, metrics
 from marsad.broker import EmbeddedBroker, Topics, broker_state_file, ensure_topics
-from marsad.config import Config
+from marsad.config import Config, parse_duration
 from marsad.records import Document
 from marsad.stream import Stream
 from ingest.documents import ReadReport, read_documents
@@ -26,6 +26,7 @@ from processors.pipeline import Pipeline
 from sinks import Sink
 from sinks.console import ConsoleSink
 from sinks.jsonl import JsonlSink
+from sinks.webhook import WebhookSink
 
 log = logging.getLogger("marsad")
 
@@ -76,6 +77,11 @@ def run_service(config: Config) -> int:
         if config.sinks.jsonl:
             sinks.append(stack.enter_context(_closing(JsonlSink(config.sinks.jsonl))))
         stream = Stream(config, bootstrap, pipeline, sinks, embedded=config.broker.embedded)
+        for url in config.sinks.webhooks:
+            sinks.append(stack.enter_context(_closing(WebhookSink(
+                url, Path(config.service.data_dir), stream.dead_alert,
+                secret=config.sinks.webhook_secret, retries=config.sinks.webhook_retries,
+                timeout=parse_duration(config.sinks.webhook_timeout, "sinks.webhook_timeout")))))
         port = metrics.serve(config.metrics.port, config.metrics.host, "all")
         log.warning("marsad running: broker %s, topics %s.*, towns %s, metrics %s",
                     bootstrap, topics.prefix, ", ".join(t.name for t in config.towns),

@@ -17,6 +17,7 @@ Where state lives and how it scales:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import traceback
@@ -181,7 +182,7 @@ class Stream:
                     continue
                 for sink in self.sinks:
                     try:
-                        delivered = sink.deliver(alert)
+                        delivered = await sink.deliver(alert)
                         metrics.SINK_DELIVERIES.labels(sink.name, "ok" if delivered else "duplicate").inc()
                     except Exception as exc:  # noqa: BLE001 - one broken sink must not block the others
                         metrics.SINK_DELIVERIES.labels(sink.name, "error").inc()
@@ -217,6 +218,14 @@ class Stream:
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         await self.dead_topic.send(key=event.key, value=dumps(letter))
+
+    async def dead_alert(self, alert: Alert, where: str, reason: str) -> None:
+        """A sink gave up on an alert: keep it on the dead topic so nothing is lost silently."""
+        metrics.DEAD_LETTERS.labels("sinks", "delivery_failed").inc()
+        letter = {"stage": "sinks", "reason": "delivery_failed", "error": f"{where}: {reason}",
+                  "payload": json.dumps(alert.to_dict(), ensure_ascii=False),
+                  "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        await self.dead_topic.send(key=alert.alert_id.encode(), value=dumps(letter))
 
     async def send_documents(self, docs: Iterable[Document]) -> int:
         sent = 0

@@ -10,7 +10,7 @@ from marsad.records import Alert
 class Sink(Protocol):
     name: str
 
-    def deliver(self, alert: Alert) -> bool:
+    async def deliver(self, alert: Alert) -> bool:
         """Hand the alert on; False when it was already delivered (sinks are idempotent)."""
 
     def close(self) -> None: ...

@@ -27,7 +27,7 @@ class ConsoleSink:
         self.stream = stream or sys.stdout
         self._seen: set[str] = set()
 
-    def deliver(self, alert: Alert) -> bool:
+    async def deliver(self, alert: Alert) -> bool:
         if alert.alert_id in self._seen:
             return False
         self._seen.add(alert.alert_id)

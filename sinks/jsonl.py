@@ -21,6 +21,9 @@ class JsonlSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._seen = self._existing_ids()
         self._file = self.path.open("a", encoding="utf-8")
+        if not _ends_with_newline(self.path):
+            # Start after a line torn by a crash, not glued onto it.
+            self._file.write("\n")
 
     def _existing_ids(self) -> set[str]:
         seen: set[str] = set()
@@ -36,7 +39,7 @@ class JsonlSink:
                     log.warning("%s:%d: not an alert line, ignored", self.path, number)
         return seen
 
-    def deliver(self, alert: Alert) -> bool:
+    async def deliver(self, alert: Alert) -> bool:
         if alert.alert_id in self._seen:
             return False
         self._file.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
@@ -47,3 +50,11 @@ class JsonlSink:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as raw:
+        if raw.seek(0, os.SEEK_END) == 0:
+            return True
+        raw.seek(-1, os.SEEK_END)
+        return raw.read(1) == b"\n"

@@ -1,0 +1,117 @@
+"""Sinks: webhooks (signed, retried, dead-lettered, once per alert) and the JSONL file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from aiohttp import web
+
+from marsad.records import Actor, Alert, Claim, DocRef, Town
+from sinks.jsonl import JsonlSink
+from sinks.webhook import SIGNATURE_HEADER, WebhookSink, signature
+
+TOWN = Town("geonames:174448", "البوكمال", "Albu Kamal", 34.45, 40.92)
+
+
+def make_alert(alert_id: str) -> Alert:
+    claim = Claim(TOWN, "air_strike", (Actor("russia", "قاذفات روسية", "agent"),), None,
+                  "asserted", "قصفت قاذفات روسية البوكمال", DocRef("d1"))
+    return Alert(alert_id, TOWN, claim, "new")
+
+
+async def serve(statuses: list[int], received: list[tuple[dict, dict]]):
+    async def handler(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.json()))
+        body = await request.read()
+        received[-1][0]["raw"] = body
+        status = statuses.pop(0) if statuses else 200
+        return web.Response(status=status)
+
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}/hook"
+
+
+def run(coro):
+    return asyncio.new_event_loop().run_until_complete(coro)
+
+
+def test_webhook_signs_retries_and_delivers_each_alert_once(tmp_path):
+    async def scenario():
+        received: list = []
+        failures: list = []
+        runner, url = await serve([500, 503], received)
+
+        async def failed(alert, where, reason):
+            failures.append((alert.alert_id, reason))
+
+        sink = WebhookSink(url, tmp_path, failed, secret="s3cret", retries=3, backoff=0.01)
+        assert await sink.deliver(make_alert("a1"))
+        assert not await sink.deliver(make_alert("a1"))  # queued already
+        await sink.drain()
+        assert not await sink.deliver(make_alert("a1"))  # delivered already
+        sink.close()
+        # A restarted service remembers what it delivered.
+        again = WebhookSink(url, tmp_path, failed, secret="s3cret", retries=3, backoff=0.01)
+        assert not await again.deliver(make_alert("a1"))
+        again.close()
+        await runner.cleanup()
+        return received, failures
+
+    received, failures = run(scenario())
+    assert len(received) == 3 and not failures  # two failures, then the delivery
+    headers, body = received[-1]
+    assert body["alert_id"] == "a1" and body["town"]["name_ar"] == "البوكمال"
+    assert headers[SIGNATURE_HEADER] == signature("s3cret", headers["raw"])
+
+
+def test_webhook_gives_up_to_the_dead_letter_callback(tmp_path):
+    async def scenario():
+        received: list = []
+        failures: list = []
+        runner, url = await serve([500] * 10, received)
+
+        async def failed(alert, where, reason):
+            failures.append((alert.alert_id, where, reason))
+
+        sink = WebhookSink(url + "?token=abc", tmp_path, failed, retries=2, backoff=0.01)
+        await sink.deliver(make_alert("a2"))
+        await sink.drain()
+        sink.close()
+        await runner.cleanup()
+        return received, failures
+
+    received, failures = run(scenario())
+    assert len(received) == 3
+    [(alert_id, where, reason)] = failures
+    assert alert_id == "a2" and reason == "HTTP 500"
+    assert "abc" not in where  # credentials never reach logs or the dead topic
+
+
+def test_jsonl_sink_is_idempotent_across_restarts_and_survives_a_torn_line(tmp_path):
+    path = tmp_path / "alerts.jsonl"
+    sink = JsonlSink(path)
+    assert run(sink.deliver(make_alert("a1")))
+    assert not run(sink.deliver(make_alert("a1")))
+    sink.close()
+    with path.open("a", encoding="utf-8") as out:
+        out.write('{"alert_id": "a9", "tow')  # a crash mid-write
+    sink = JsonlSink(path)
+    assert not run(sink.deliver(make_alert("a1")))
+    assert run(sink.deliver(make_alert("a2")))
+    sink.close()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line)["alert_id"])
+        except json.JSONDecodeError:
+            pass
+    assert parsed == ["a1", "a2"]
