@@ -216,12 +216,13 @@ class Claim:
     def agents(self) -> tuple[str, ...]:
         return tuple(sorted({a.id for a in self.actors if a.role == "agent"}))
 
-    def signature(self) -> str:
-        """Same town, event type, agents and modality: the same claim, whoever repeats it."""
-        return "|".join([self.town.id, self.event_type, ",".join(self.agents()), self.modality])
+    def polarity(self) -> str:
+        """What the claim says happened: asserted and reported claims say the same thing."""
+        return {"denied": "negative", "planned": "planned"}.get(self.modality, "positive")
 
-    def alert_id(self) -> str:
-        return hashlib.sha256(self.signature().encode()).hexdigest()[:16]
+    def signature(self) -> str:
+        """Same town, event type, agents and polarity: the same claim, whoever repeats it."""
+        return "|".join([self.town.id, self.event_type, ",".join(self.agents()), self.polarity()])
 
     def to_contract(self) -> dict[str, Any]:
         return {

@@ -7,11 +7,12 @@ the normalised text, with cue words anchored at the start of a word after its pr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import Protocol
 
 from marsad.records import Actor, Claim, Document
 from processors.actors import ActorLexicon, ActorRef, derived_actor_id
 from processors.gazetteer import Gazetteer, MonitoredTowns
+from processors.mentions import is_common_word, judge_mention
 from processors.normalize import Token, normalize, tokenize
 from processors.phrases import Match
 from processors.sentences import Sentence, split_sentences
@@ -90,13 +91,6 @@ _TARGET_SET = frozenset(normalize(m) for m in _TARGET_MARKERS)
 _SPEAKER_STOP = frozenset(normalize(w) for w in ("أن", "إن", "إنه", "أنه", "انها", "في", "عن", "على", "«", ":", "،", "\""))
 
 
-@dataclass(frozen=True)
-class Clause:
-    start: int  # offsets into the document text
-    end: int
-    norm: str
-
-
 def event_type(norm_clause: str, context: str = "") -> tuple[str, int] | None:
     """The clause's event type and where its cue starts; casualties only when nothing else fits.
 
@@ -132,11 +126,17 @@ def is_background(norm_text: str) -> bool:
     return bool(_BACKGROUND_RE.search(norm_text)) or stripped.startswith(("بعد ", "قبل "))
 
 
+class Tagger(Protocol):
+    def tag(self, tokens: list[str]) -> list[str]: ...
+
+
 class ClaimExtractor:
-    def __init__(self, towns: MonitoredTowns, places: Gazetteer, actors: ActorLexicon):
+    def __init__(self, towns: MonitoredTowns, places: Gazetteer, actors: ActorLexicon,
+                 tagger: Tagger | None = None):
         self.towns = towns
         self.places = places
         self.actors = actors
+        self.tagger = tagger
 
     def extract(self, doc: Document) -> list[Claim]:
         # A headline can carry the claim on its own; its offsets are into the title.
@@ -144,41 +144,49 @@ class ClaimExtractor:
         claims: list[Claim] = []
         seen: set[str] = set()
         for sentence in sentences:
-            tokens = tokenize(sentence.text)
-            towns = self.towns.find(sentence.text, tokens)
-            if not towns:
-                continue
-            for claim in self._sentence_claims(doc, sentence, tokens, towns):
+            for claim in self._sentence_claims(doc, sentence):
                 if claim.signature() not in seen:
                     seen.add(claim.signature())
                     claims.append(claim)
         return claims
 
-    def _sentence_claims(self, doc, sentence: Sentence, tokens: list[Token], towns) -> list[Claim]:
+    def _sentence_claims(self, doc: Document, sentence: Sentence) -> list[Claim]:
+        tokens = tokenize(sentence.text)
+        mentions = self.towns.matches(sentence.text, tokens)
+        if not mentions:
+            return []
+        places = {m.first_token: m for m in [*self.places.matches(sentence.text, tokens), *mentions]
+                  if not is_common_word(tokens, m.first_token, m.end_token)}
+        other_places = {i for i, m in places.items() if m.value.id not in self.towns.places}
+        tags = self.tagger.tag([t.text for t in tokens]) if self.tagger else None
+        towns = []
+        for match in mentions:
+            use = judge_mention(tokens, match.first_token, match.end_token, set(places), tags)
+            if use.real and not use.locator:
+                towns.append(match)
+        if not towns:
+            return []
         actors = self.actors.find(sentence.text, tokens)
-        speaker = self._speaker(sentence.text, tokens, actors)
-        other_places = [m for m, p in self.places.find(sentence.text, tokens)
-                        if p.id not in self.towns.places]
-        claims = []
+        speaker = self._speaker(sentence.text, tokens, actors, tags)
         norm_sentence = normalize(sentence.text)
+        claims = []
         for start, end in _clauses(sentence.text):
             norm_clause = normalize(sentence.text[start:end])
             found = event_type(norm_clause, norm_sentence)
             if found is None:
                 continue
             kind, cue_at = found
-            in_clause = [(m, p) for m, p in towns if start <= m.start < end]
+            in_clause = [m for m in towns if start <= m.start < end]
             if not in_clause:
-                # A clause that names no place at all still speaks of the sentence's town.
-                if any(start <= m.start < end for m in other_places):
+                # A clause naming no place at all still speaks of the sentence's town.
+                if any(start <= tokens[i].start < end for i in other_places):
                     continue
                 in_clause = towns[:1]
-            town = in_clause[0][1]
             clause_actors = [a for a in actors if start <= a.start < end]
             roles = _roles(tokens, clause_actors, kind, speaker)
-            claims.append(
-                Claim(
-                    town=town.town(),
+            for place in dict.fromkeys(m.value for m in in_clause):
+                claims.append(Claim(
+                    town=place.town(),
                     event_type=kind,
                     actors=tuple(roles),
                     attributed_to=speaker,
@@ -190,29 +198,43 @@ class ClaimExtractor:
                     background=is_background(norm_clause),
                     published=doc.published,
                     ingested_at=doc.ingested_at,
-                )
-            )
+                ))
         return claims
 
-    def _speaker(self, text: str, tokens: list[Token], actors: list[Match[ActorRef]]) -> Actor | None:
+    def _speaker(self, text: str, tokens: list[Token], actors: list[Match[ActorRef]],
+                 tags: list[str] | None) -> Actor | None:
         """Who the sentence is attributed to: the first name after a reporting cue."""
-        norm_tokens = [t.norm for t in tokens]
-        for i, norm in enumerate(norm_tokens):
-            if not _REPORTING_RE.fullmatch(norm):
+        for i, token in enumerate(tokens):
+            if not _REPORTING_RE.fullmatch(token.norm):
                 continue
-            after = [a for a in actors if a.first_token > i and a.first_token <= i + 4]
+            after = [a for a in actors if i < a.first_token <= i + 4]
             if after:
-                match = after[0]
-                return Actor(match.value.id, match.surface)
+                return Actor(after[0].value.id, after[0].surface)
+            span = _tagged_span(tokens, tags, i + 1, ("PERS", "ORG")) if tags else None
+            if span is not None:
+                surface = text[tokens[span[0]].start : tokens[span[1] - 1].end]
+                return Actor(derived_actor_id(surface), surface)
             words = []
-            for token in tokens[i + 1 : i + 4]:
-                if token.norm in _SPEAKER_STOP or not token.norm.isalpha():
+            for following in tokens[i + 1 : i + 4]:
+                if following.norm in _SPEAKER_STOP or not following.norm.isalpha():
                     break
-                words.append(token)
+                words.append(following)
             if words and words[0].norm.startswith("ال"):
                 surface = text[words[0].start : words[-1].end]
                 return Actor(derived_actor_id(surface), surface)
         return None
+
+
+def _tagged_span(tokens: list[Token], tags: list[str], start: int,
+                 kinds: tuple[str, ...]) -> tuple[int, int] | None:
+    """The first PERS/ORG entity starting within three tokens of ``start``."""
+    for i in range(start, min(start + 3, len(tokens))):
+        if tags[i].startswith("B-") and tags[i][2:] in kinds:
+            end = i + 1
+            while end < len(tokens) and tags[end] == f"I-{tags[i][2:]}":
+                end += 1
+            return i, end
+    return None
 
 
 def _clauses(text: str) -> list[tuple[int, int]]:

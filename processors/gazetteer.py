@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from marsad.records import Mention, Town
 from processors.normalize import Token, normalize
-from processors.phrases import PhraseIndex
+from processors.phrases import Match, PhraseIndex
 
 # Syria, Iraq and their neighbours: the region the service watches.
 REGION = ("SY", "IQ", "TR", "JO", "LB", "IL", "PS", "SA", "IR")
@@ -94,11 +94,15 @@ class Gazetteer:
     def suggest(self, name: str, limit: int = 3) -> list[str]:
         return difflib.get_close_matches(normalize(name), self._names.keys(), n=limit, cutoff=0.6)
 
+    def matches(self, text: str, tokens: list[Token]) -> list[Match[Place]]:
+        """Every place named in ``text`` (already tokenised), with its token span."""
+        return self._names.find(text, tokens)
+
     def find(self, text: str, tokens: list[Token]) -> list[tuple[Mention, Place]]:
         """Every place named in ``text`` (already tokenised), with exact offsets."""
         return [
             (Mention(m.start, m.end, m.surface, "town", m.value.id), m.value)
-            for m in self._names.find(text, tokens)
+            for m in self.matches(text, tokens)
         ]
 
 

@@ -1,31 +1,84 @@
-"""Judging whether a claim about a town is new, a repeat of an earlier claim, or background.
+"""Judging whether a claim about a town is new, contradicts an earlier one, repeats one, or is
+background.
 
 The state for one town is a plain JSON-able dict, so the stream keeps it in a faust table keyed
-by town (the claims topic is keyed by town too, so one worker owns each town's state).
+by town (the claims topic is keyed by town too, so one worker owns each town's history). Time is
+the documents' published time, so a backfill judges claims as a live run would have.
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from marsad.records import Alert, Claim
+from marsad.records import Alert, Claim, parse_time
+from processors.normalize import normalize
 
 MAX_SOURCES = 50
+SKETCH_SIZE = 32
+# Share of the smaller sentence's word pairs found in the other: above this, one is a near-copy.
+NEAR_COPY = 0.6
 
 
 @dataclass(frozen=True)
 class Verdict:
-    outcome: str  # "new", "repeat" or "background"
+    outcome: str  # "new", "contradicts", "repeat" or "background"
     alert: Alert | None
     state: dict[str, Any]
+
+
+def sentence_sketch(sentence: str) -> list[int]:
+    """The smallest hashes of the sentence's normalised word pairs: a few hundred bytes that
+    still tell a reworded sentence from a copied one."""
+    words = normalize(sentence).split()
+    pairs = {zlib.crc32(f"{a} {b}".encode()) for a, b in zip(words, words[1:])} or {
+        zlib.crc32(w.encode()) for w in words
+    }
+    return sorted(pairs)[:SKETCH_SIZE]
+
+
+def _overlap(a: list[int], b: list[int]) -> float:
+    if not a or not b:
+        return 0.0
+    # Both sketches keep the smallest hashes, so compare them below the smaller maximum.
+    limit = min(a[-1], b[-1])
+    sa = {h for h in a if h <= limit}
+    sb = {h for h in b if h <= limit}
+    return len(sa & sb) / max(1, min(len(sa), len(sb)))
 
 
 def _alert_id(signature: str, first_doc: str) -> str:
     # The first document of an episode is part of the id: a replay gives the same id, while the
     # same kind of event weeks later (a new episode, after the window) is a new alert.
     return hashlib.sha256(f"{signature}|{first_doc}".encode()).hexdigest()[:16]
+
+
+def _claim_time(claim: Claim) -> float:
+    published = parse_time(claim.published)
+    return published.timestamp() if published else claim.ingested_at
+
+
+def _contradicted(claim: Claim, known: dict[str, dict[str, Any]]) -> list[str]:
+    """Earlier alerts this claim conflicts with: the opposite polarity of the same act, or
+    control of the town claimed by a different actor."""
+    agents = set(claim.agents())
+    polarity = claim.polarity()
+    out = []
+    for entry in known.values():
+        if entry["event_type"] != claim.event_type:
+            continue
+        same_act = set(entry["agents"]) == agents
+        flipped = {entry["polarity"], polarity} == {"positive", "negative"}
+        rival_control = (
+            claim.event_type == "territory_control"
+            and polarity == entry["polarity"] == "positive"
+            and agents and entry["agents"] and not agents & set(entry["agents"])
+        )
+        if (same_act and flipped) or rival_control:
+            out.append(entry["alert_id"])
+    return sorted(out)
 
 
 class NoveltyJudge:
@@ -42,28 +95,31 @@ class NoveltyJudge:
         if claim.background:
             return Verdict("background", None, {"claims": known})
         signature = claim.signature()
-        entry = known.get(signature)
-        if entry is not None:
-            if claim.doc.id not in entry["sources"] and len(entry["sources"]) < MAX_SOURCES:
-                entry = dict(entry, sources=[*entry["sources"], claim.doc.id])
-                known[signature] = entry
+        sketch = sentence_sketch(claim.sentence)
+        repeated = known.get(signature) or next(
+            (e for e in known.values()
+             if e["event_type"] == claim.event_type and e["polarity"] == claim.polarity()
+             and claim.doc.id not in e["sources"] and _overlap(sketch, e["sketch"]) >= NEAR_COPY),
+            None,
+        )
+        if repeated is not None:
+            if claim.doc.id not in repeated["sources"] and len(repeated["sources"]) < MAX_SOURCES:
+                repeated["sources"] = [*repeated["sources"], claim.doc.id]
             return Verdict("repeat", None, {"claims": known})
         alert_id = _alert_id(signature, claim.doc.id)
-        related = sorted(
+        contradicted = _contradicted(claim, known)
+        related = contradicted or sorted(
             e["alert_id"] for e in known.values() if e["event_type"] == claim.event_type
         )
         known[signature] = {
             "alert_id": alert_id,
             "event_type": claim.event_type,
+            "agents": list(claim.agents()),
+            "polarity": claim.polarity(),
             "at": at,
             "sources": [claim.doc.id],
+            "sketch": sketch,
         }
-        alert = Alert(alert_id, claim.town, claim, "new", tuple(related))
-        return Verdict("new", alert, {"claims": known})
-
-
-def _claim_time(claim: Claim) -> float:
-    from marsad.records import parse_time
-
-    published = parse_time(claim.published)
-    return published.timestamp() if published else claim.ingested_at
+        status = "contradicts" if contradicted else "new"
+        alert = Alert(alert_id, claim.town, claim, status, tuple(related))
+        return Verdict(status, alert, {"claims": known})

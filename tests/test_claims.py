@@ -83,3 +83,70 @@ def test_background_claims_raise_nothing(pipeline):
     [claim] = claims_of(pipeline, "وكانت قوات النظام قد سيطرت على البوكمال العام الماضي.")
     assert claim.background
     assert pipeline.novelty.judge(claim, None).outcome == "background"
+
+
+def test_control_by_a_rival_actor_contradicts(pipeline):
+    army = claims_of(pipeline, "أعلن الجيش السوري سيطرته الكاملة على مدينة البوكمال.",
+                     published="2017-11-19T08:00:00+00:00")[0]
+    isis = claims_of(pipeline, "عاد مسلحو داعش وسيطروا على أحياء في مدينة البوكمال.",
+                     published="2017-11-20T08:00:00+00:00")[0]
+    assert army.event_type == isis.event_type == "territory_control"
+    first = pipeline.novelty.judge(army, None)
+    second = pipeline.novelty.judge(isis, first.state)
+    assert second.outcome == "contradicts"
+    assert second.alert.status == "contradicts"
+    assert second.alert.previous == (first.alert.alert_id,)
+
+
+def test_assertion_after_denial_contradicts(pipeline):
+    denial = claims_of(pipeline, "نفى التحالف الدولي أنه قصف مواقع في البوكمال.",
+                       published="2017-11-10T08:00:00+00:00")[0]
+    assertion = claims_of(pipeline, "قصف التحالف الدولي مواقع في البوكمال.",
+                          published="2017-11-11T08:00:00+00:00")[0]
+    assert denial.modality == "denied" and assertion.modality == "asserted"
+    first = pipeline.novelty.judge(denial, None)
+    second = pipeline.novelty.judge(assertion, first.state)
+    assert second.outcome == "contradicts"
+    assert second.alert.previous == (first.alert.alert_id,)
+
+
+def test_a_near_copy_of_an_earlier_sentence_is_a_repeat(pipeline):
+    original = claims_of(pipeline, "قصفت طائرات روسية مواقع لتنظيم داعش قرب مدينة البوكمال "
+                                   "شرقي دير الزور فجر اليوم.")[0]
+    # A syndicated rewrite whose actor extraction differs must not alert again.
+    copy = claims_of(pipeline, "قصفت طائرات مواقع لتنظيم داعش قرب مدينة البوكمال شرقي "
+                               "دير الزور فجر اليوم، وفق ما أفاد ناشطون.")[0]
+    first = pipeline.novelty.judge(original, None)
+    assert pipeline.novelty.judge(copy, first.state).outcome == "repeat"
+
+
+@pytest.fixture(scope="module")
+def homograph_pipeline():
+    from marsad.config import TownConfig
+
+    config = default_config()
+    config.towns = [TownConfig("الباب"), TownConfig("القائم"), TownConfig("البوكمال")]
+    return Pipeline(config)
+
+
+@pytest.mark.parametrize("sentence", [
+    "قصفت الطائرات الحربية مقر الحزب وفتحت الباب أمام مفاوضات جديدة.",
+    "اندلعت اشتباكات حول الوضع القائم في البرلمان.",
+    "شن الجيش هجوما على مواقع المسلحين في بادية البوكمال.",
+])
+def test_common_words_and_locators_are_not_claims_about_the_town(homograph_pipeline, sentence):
+    assert claims_of(homograph_pipeline, sentence) == []
+
+
+@pytest.mark.parametrize("sentence, town", [
+    ("سيطرت فصائل المعارضة على مدينة الباب بعد معارك عنيفة.", "الباب"),
+    ("يعزز داعش دفاعاته في القائم والبوكمال.", "القائم"),
+])
+def test_homograph_towns_count_with_place_evidence(homograph_pipeline, sentence, town):
+    assert town in {c.town.name_ar for c in claims_of(homograph_pipeline, sentence)}
+
+
+def test_one_claim_per_town_named_in_the_clause(homograph_pipeline):
+    claims = claims_of(homograph_pipeline, "يعزز داعش دفاعاته في القائم والبوكمال.")
+    assert sorted(c.town.name_ar for c in claims) == ["البوكمال", "القائم"]
+    assert {c.event_type for c in claims} == {"military_buildup"}
