@@ -177,6 +177,42 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ner(args: argparse.Namespace) -> int:
+    from processors.ner import entity_scores, format_scores, read_conll
+    from processors.taggers import load_tagger
+
+    config = _config(args)
+    tagger = load_tagger(config.ner.backend)
+    if tagger is None:
+        raise CliError("ner: [ner] backend is 'none'; choose 'crf' or 'camel'")
+    try:
+        sentences = read_conll(args.conll)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"ner: cannot read {args.conll}: {exc}") from exc
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    gold, predicted = [], []
+    started = last = time.monotonic()
+    with out.open("w", encoding="utf-8") as lines:
+        for number, sentence in enumerate(sentences, 1):
+            tokens = [token for token, _ in sentence]
+            tags = tagger.tag(tokens)
+            lines.writelines(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags))
+            lines.write("\n")
+            predicted.append(tags)
+            gold.append([tag or "O" for _, tag in sentence])
+            if time.monotonic() - last > 5:
+                last = time.monotonic()
+                print(f"tagged {number}/{len(sentences)} sentences", file=sys.stderr)
+    tokens = sum(len(s) for s in sentences)
+    elapsed = time.monotonic() - started
+    print(f"tagged {len(sentences)} sentences, {tokens} tokens in {elapsed:.1f}s -> {out}",
+          file=sys.stderr)
+    if any(tag is not None for sentence in sentences for _, tag in sentence):
+        print(format_scores(entity_scores(gold, predicted)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marsad", description=__doc__)
     parser.add_argument("--version", action="version", version=f"marsad {__version__}")
@@ -217,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     dedup.add_argument("--config")
     dedup.set_defaults(func=cmd_dedup)
 
+    ner = sub.add_parser("ner", help="tag a CoNLL file with the configured NER backend")
+    ner.add_argument("--conll", required=True, metavar="IN",
+                     help="one token per line, optional gold tag; blank line = sentence break")
+    ner.add_argument("--out", required=True, metavar="OUT", help="token<TAB>predicted tag lines")
+    ner.add_argument("--config")
+    ner.set_defaults(func=cmd_ner)
+
     from ingest.commands import add_feeds_parser
 
     add_feeds_parser(sub)
@@ -227,10 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from marsad.broker import BrokerError
     from processors.gazetteer import UnknownPlace
+    from processors.taggers import TaggerUnavailable
 
     try:
         return args.func(args)
-    except (ConfigError, CliError, BrokerError, UnknownPlace) as exc:
+    except (ConfigError, CliError, BrokerError, UnknownPlace, TaggerUnavailable) as exc:
         print(f"marsad {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -197,6 +197,17 @@ class DedupConfig:
 
 
 @dataclass
+class NerConfig:
+    backend: str = "crf"
+
+    def validate(self) -> None:
+        from processors.taggers import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"ner.backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
+
+
+@dataclass
 class LogConfig:
     level: str = "warning"
     format: str = "text"
@@ -221,6 +232,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     novelty: NoveltyConfig = field(default_factory=NoveltyConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    ner: NerConfig = field(default_factory=NerConfig)
     log: LogConfig = field(default_factory=LogConfig)
     # Where the config file was read from; relative paths in it are taken from the current directory.
     source: str | None = None

@@ -7,7 +7,6 @@ the normalised text, with cue words anchored at the start of a word after its pr
 from __future__ import annotations
 
 import re
-from typing import Protocol
 
 from marsad.records import Actor, Claim, Document
 from processors.actors import ActorLexicon, ActorRef, derived_actor_id
@@ -16,6 +15,7 @@ from processors.mentions import is_common_word, judge_mention
 from processors.normalize import Token, normalize, tokenize
 from processors.phrases import Match
 from processors.sentences import Sentence, split_sentences
+from processors.taggers import Tagger
 
 # Conjunction, preposition and article before nouns; conjunction, future س and the imperfect
 # prefix before verbs (تقصف، سيشن).
@@ -124,10 +124,6 @@ def is_background(norm_text: str) -> bool:
     """Past events recalled as context ("last year", "after ISIS had ...") raise no alert."""
     stripped = norm_text.lstrip("و")
     return bool(_BACKGROUND_RE.search(norm_text)) or stripped.startswith(("بعد ", "قبل "))
-
-
-class Tagger(Protocol):
-    def tag(self, tokens: list[str]) -> list[str]: ...
 
 
 class ClaimExtractor:

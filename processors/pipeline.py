@@ -12,6 +12,7 @@ from processors.claims import ClaimExtractor
 from processors.dedup import Deduplicator
 from processors.gazetteer import Gazetteer, MonitoredTowns
 from processors.novelty import NoveltyJudge
+from processors.taggers import load_tagger
 
 
 class Pipeline:
@@ -21,6 +22,7 @@ class Pipeline:
             self.gazetteer, [(t.name, list(t.aliases)) for t in config.towns]
         )
         self.actors = ActorLexicon()
-        self.claims = ClaimExtractor(self.towns, self.gazetteer, self.actors)
+        self.tagger = load_tagger(config.ner.backend)
+        self.claims = ClaimExtractor(self.towns, self.gazetteer, self.actors, self.tagger)
         self.dedup = Deduplicator(parse_duration(config.dedup.window, "dedup.window"))
         self.novelty = NoveltyJudge(parse_duration(config.novelty.window, "novelty.window"))
