@@ -133,11 +133,14 @@ class Stream:
                 metrics.DOCUMENTS_IN.labels("claims").inc()
                 try:
                     doc = Document.from_dict(loads(event.value))
-                    found = pipeline.claims.extract(doc)
+                    extraction = pipeline.claims.analyse(doc)
+                    found = extraction.claims
                 except Exception as exc:  # noqa: BLE001
                     await self._dead("claims", event, exc)
                     progress.bump(documents_done=1)
                     continue
+                for kind, count in extraction.entities.items():
+                    metrics.ENTITIES.labels(kind).inc(count)
                 progress.bump(claims_pending=len(found))
                 for claim in found:
                     metrics.CLAIMS.labels(claim.event_type, claim.modality).inc()

@@ -66,6 +66,26 @@ LEXICON: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# A state named by an adjective ("Russian") is an actor only on a military noun: "ضربات جوية
+# روسية" is Russia, "الحدود العراقية" (the Iraqi border) is no one.
+ADJECTIVES: dict[str, tuple[str, ...]] = {
+    "russia": ("روسية", "روسي", "الروسية", "الروسي"),
+    "us_coalition": ("أمريكية", "أميركية", "أمريكي", "أميركي", "الأمريكية", "الأميركية",
+                     "الأمريكي", "الأميركي"),
+    "iran": ("إيرانية", "إيراني", "الإيرانية", "الإيراني"),
+    "turkey": ("تركية", "تركي", "التركية", "التركي"),
+    "israel": ("إسرائيلية", "إسرائيلي", "الإسرائيلية", "الإسرائيلي"),
+    "iraq": ("عراقية", "العراقية"),
+    "syrian_government": ("حكومية", "الحكومية", "نظامية", "النظامية"),
+}
+MILITARY_NOUNS = (
+    "قوات", "طائرات", "طائرة", "مقاتلات", "قاذفات", "قاذفة", "غارات", "غارة", "ضربات", "ضربة",
+    "ضربات جوية", "ضربة جوية", "غارات جوية", "غارة جوية", "قصف", "قصف جوي", "طيران", "صواريخ",
+    "مدفعية", "دبابات", "وحدات", "مروحيات", "طائرات مسيرة", "طائرات حربية", "قوات خاصة", "مستشارين",
+    "مستشارون", "قذائف", "بوارج", "سفن حربية",
+)
+
+
 @dataclass(frozen=True)
 class ActorRef:
     id: str
@@ -78,6 +98,12 @@ class ActorLexicon:
         for actor_id, (canonical, aliases) in lexicon.items():
             for alias in (canonical, *aliases):
                 self._index.add(alias, ActorRef(actor_id, canonical))
+        for actor_id, adjectives in ADJECTIVES.items():
+            ref = ActorRef(actor_id, lexicon[actor_id][0])
+            for noun in MILITARY_NOUNS:
+                for adjective in adjectives:
+                    definite = adjective.startswith("ال")
+                    self._index.add(f"{'ال' if definite else ''}{noun} {adjective}", ref)
 
     def find(self, text: str, tokens: list[Token]) -> list[Match[ActorRef]]:
         return self._index.find(text, tokens)

@@ -7,12 +7,14 @@ the normalised text, with cue words anchored at the start of a word after its pr
 from __future__ import annotations
 
 import re
+from collections import Counter
+from dataclasses import dataclass
 
 from marsad.records import Actor, Claim, Document
 from processors.actors import ActorLexicon, ActorRef, derived_actor_id
 from processors.gazetteer import Gazetteer, MonitoredTowns
 from processors.mentions import is_common_word, judge_mention
-from processors.normalize import Token, normalize, tokenize
+from processors.normalize import Token, clitic_forms, normalize, tokenize
 from processors.phrases import Match
 from processors.sentences import Sentence, split_sentences
 from processors.taggers import Tagger
@@ -70,13 +72,13 @@ _BACKGROUND = ("العام الماضي", "الشهر الماضي", "الأسب
 _CLAUSE_SPLIT = re.compile(r"[،,;:]|\s[-–]\s")
 
 
-def _compile(stems: tuple[str, ...]) -> re.Pattern[str]:
+def _compile(stems: tuple[str, ...], proclitics: str = _PROCLITICS) -> re.Pattern[str]:
     parts = []
     for stem in stems:
         whole = stem.endswith("$")
         body = re.escape(normalize(stem.rstrip("$"))).replace(r"\ ", r"\s+")
         parts.append(body + (r"(?!\w)" if whole else r"\w*"))
-    return re.compile(rf"(?<!\w){_PROCLITICS}(?:{'|'.join(parts)})")
+    return re.compile(rf"(?<!\w){proclitics}(?:{'|'.join(parts)})")
 
 
 _CUE_RES = {event: _compile(stems) for event, stems in CUES.items()}
@@ -85,34 +87,48 @@ _AIRCRAFT_RE = _compile(_AIRCRAFT)
 _NEGATION_RE = _compile(_NEGATION)
 _DENIAL_RE = _compile(_DENIAL)
 _PLANNED_RE = _compile(_PLANNED)
-_REPORTING_RE = _compile(_REPORTING)
+# Reporting cues are listed with their inflections; a verb prefix would turn يكشف ("reveals",
+# said of a document) into a speaker.
+_REPORTING_RE = _compile(_REPORTING, proclitics="[وف]?")
 _BACKGROUND_RE = re.compile("|".join(re.escape(normalize(m)) for m in _BACKGROUND))
 _TARGET_SET = frozenset(normalize(m) for m in _TARGET_MARKERS)
+_GRIP = frozenset(normalize(m) for m in ("قبضة", "سيطرة", "أيدي", "يد"))
 _SPEAKER_STOP = frozenset(normalize(w) for w in ("أن", "إن", "إنه", "أنه", "انها", "في", "عن", "على", "«", ":", "،", "\""))
 
 
+# When a clause has cues of several types, the more decisive event is the claim ("ISIS attacked
+# and entered the town" is about control of the town); an accusation that frames the clause wins.
+PRIORITY = ("territory_control", "withdrawal", "explosion", "air_strike", "shelling_missile",
+            "military_buildup", "armed_clash", "humanitarian", "casualties")
+
+
 def event_type(norm_clause: str, context: str = "") -> tuple[str, int] | None:
-    """The clause's event type and where its cue starts; casualties only when nothing else fits.
+    """The clause's event type and where its cue starts.
 
     ``context`` (the whole sentence) tells a bombardment by aircraft from shelling."""
-    best: tuple[int, str] | None = None
+    found: dict[str, int] = {}
     for event, pattern in _CUE_RES.items():
-        match = pattern.search(norm_clause)
-        if match and event != "casualties" and (best is None or match.start() < best[0]):
-            best = (match.start(), event)
-    bombard = _BOMBARD_RE.search(norm_clause)
-    if bombard and (best is None or bombard.start() < best[0]):
-        kind = "air_strike" if _AIRCRAFT_RE.search(norm_clause) else "shelling_missile"
-        best = (bombard.start(), kind)
-    if best is None and (match := _CUE_RES["casualties"].search(norm_clause)):
-        best = (match.start(), "casualties")
-    if best is None and (match := _DENIAL_RE.search(norm_clause)):
-        best = (match.start(), "accusation")
-    return (best[1], best[0]) if best else None
+        if match := pattern.search(norm_clause):
+            found[event] = match.start()
+    if bombard := _BOMBARD_RE.search(norm_clause):
+        kind = "air_strike" if _AIRCRAFT_RE.search(context or norm_clause) else "shelling_missile"
+        found[kind] = min(found.get(kind, bombard.start()), bombard.start())
+    if not found:
+        denial = _DENIAL_RE.search(norm_clause)
+        return ("accusation", denial.start()) if denial else None
+    first = min(found, key=found.__getitem__)
+    if first == "accusation":
+        return first, found[first]
+    kind = next(event for event in PRIORITY if event in found)
+    return kind, found[kind]
+
+
+_STILL = re.compile(normalize(r"(?:لا|ما)\s*(?:تزال|يزال|زال|زالت|تزل|يزل)"))
 
 
 def modality(norm_clause: str, cue_at: int, attributed: bool) -> str:
-    before = norm_clause[: cue_at + 1]
+    # لا تزال / ما زال mean "still": the negation particle negates nothing there.
+    before = _STILL.sub(lambda m: "_" * len(m.group()), norm_clause[: cue_at + 1])
     if _NEGATION_RE.search(before) or _DENIAL_RE.search(norm_clause[: cue_at + 4]):
         return "denied"
     if _PLANNED_RE.search(norm_clause):
@@ -126,6 +142,12 @@ def is_background(norm_text: str) -> bool:
     return bool(_BACKGROUND_RE.search(norm_text)) or stripped.startswith(("بعد ", "قبل "))
 
 
+@dataclass
+class Extraction:
+    claims: list[Claim]
+    entities: Counter[str]  # "town", "actor" and the tagger's LOC, PERS, ORG, MISC
+
+
 class ClaimExtractor:
     def __init__(self, towns: MonitoredTowns, places: Gazetteer, actors: ActorLexicon,
                  tagger: Tagger | None = None):
@@ -135,18 +157,23 @@ class ClaimExtractor:
         self.tagger = tagger
 
     def extract(self, doc: Document) -> list[Claim]:
+        return self.analyse(doc).claims
+
+    def analyse(self, doc: Document) -> Extraction:
+        """The document's claims, and the entities found in its sentences about monitored towns."""
         # A headline can carry the claim on its own; its offsets are into the title.
         sentences = [*split_sentences(doc.title or ""), *split_sentences(doc.text)]
-        claims: list[Claim] = []
+        result = Extraction([], Counter())
         seen: set[str] = set()
         for sentence in sentences:
-            for claim in self._sentence_claims(doc, sentence):
+            for claim in self._sentence_claims(doc, sentence, result.entities):
                 if claim.signature() not in seen:
                     seen.add(claim.signature())
-                    claims.append(claim)
-        return claims
+                    result.claims.append(claim)
+        return result
 
-    def _sentence_claims(self, doc: Document, sentence: Sentence) -> list[Claim]:
+    def _sentence_claims(self, doc: Document, sentence: Sentence,
+                         entities: Counter[str]) -> list[Claim]:
         tokens = tokenize(sentence.text)
         mentions = self.towns.matches(sentence.text, tokens)
         if not mentions:
@@ -163,10 +190,12 @@ class ClaimExtractor:
         if not towns:
             return []
         actors = self.actors.find(sentence.text, tokens)
+        entities.update(town=len(towns), actor=len(actors))
+        entities.update(tag[2:] for tag in tags or () if tag.startswith("B-"))
         speaker = self._speaker(sentence.text, tokens, actors, tags)
         norm_sentence = normalize(sentence.text)
         claims = []
-        for start, end in _clauses(sentence.text):
+        for start, cue_start, end in _clauses(sentence.text):
             norm_clause = normalize(sentence.text[start:end])
             found = event_type(norm_clause, norm_sentence)
             if found is None:
@@ -178,8 +207,9 @@ class ClaimExtractor:
                 if any(start <= tokens[i].start < end for i in other_places):
                     continue
                 in_clause = towns[:1]
-            clause_actors = [a for a in actors if start <= a.start < end]
-            roles = _roles(tokens, clause_actors, kind, speaker)
+            clause_actors = [a for a in actors if cue_start <= a.start < end] or [
+                a for a in actors if start <= a.start < end]
+            roles = _roles(tokens, clause_actors, kind)
             for place in dict.fromkeys(m.value for m in in_clause):
                 claims.append(Claim(
                     town=place.town(),
@@ -233,30 +263,45 @@ def _tagged_span(tokens: list[Token], tags: list[str], start: int,
     return None
 
 
-def _clauses(text: str) -> list[tuple[int, int]]:
-    """Spans between clause marks; a piece of one or two words ("وضربت، السبت، ...") joins the
-    next, because it is a verb or a time cut off from its subject, not a clause."""
-    bounds: list[tuple[int, int]] = []
-    start = 0
-    for match in [*_CLAUSE_SPLIT.finditer(text), None]:
-        end = match.start() if match else len(text)
-        if len(text[start:end].split()) >= 3 or match is None:
-            if text[start:end].strip():
-                bounds.append((start, end))
-            start = match.end() if match else end
+def _clauses(text: str) -> list[tuple[int, int, int]]:
+    """(start, cue piece start, end) of each clause. A piece with no event cue joins the next one:
+    it is the subject or the time of the event that follows ("وجهت 6 قاذفات روسية، ضربة ..."),
+    not a clause of its own; actors are looked for in the cue's own piece first."""
+    bounds: list[tuple[int, int, int]] = []
+    clause_start = 0
+    for piece_start, piece_end in _pieces(text):
+        if event_type(normalize(text[piece_start:piece_end])) is not None:
+            bounds.append((clause_start, piece_start, piece_end))
+            clause_start = piece_end
     return bounds
 
 
-def _roles(tokens: list[Token], actors: list[Match[ActorRef]], kind: str,
-           speaker: Actor | None) -> list[Actor]:
+def _pieces(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for match in _CLAUSE_SPLIT.finditer(text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    return [(a, b) for a, b in spans if text[a:b].strip()]
+
+
+def _roles(tokens: list[Token], actors: list[Match[ActorRef]], kind: str) -> list[Actor]:
+    """Agent unless the words before the actor make it the one hit or dislodged: "positions of
+    ISIS", "against", "liberated from ISIS"."""
     out: dict[str, Actor] = {}
     for match in actors:
-        if speaker is not None and match.value.id == speaker.id and len(actors) > 1:
+        before = [t for t in tokens[max(0, match.first_token - 3) : match.first_token]
+                  if t.norm.isalpha()][-2:]
+        if before and _possessor(tokens, match):
             continue
-        before = tokens[max(0, match.first_token - 2) : match.first_token]
-        stripped_lam = match.surface and tokens[match.first_token].norm[:1] == "ل" and \
-            not normalize(match.surface).startswith("ل")
-        target = stripped_lam or any(t.norm in _TARGET_SET for t in before)
+        forms = {form for t in before for form, _ in clitic_forms(t.norm)}
+        own = tokens[match.first_token].norm
+        possessed = own[:1] == "ل" and not normalize(match.surface).startswith("ل")
+        # "from ISIS", "from the grip of ISIS": the one who lost the town or fled it.
+        freed_from = kind in ("territory_control", "withdrawal") and bool(before) and (
+            before[-1].norm == "من" or (len(before) == 2 and before[0].norm == "من"
+                                        and before[1].norm in _GRIP))
+        target = possessed or freed_from or bool(forms & _TARGET_SET)
         if kind in ("casualties", "humanitarian") and match.value.id == "civilians":
             target = True
         role = "target" if target else "agent"
@@ -264,3 +309,15 @@ def _roles(tokens: list[Token], actors: list[Match[ActorRef]], kind: str,
         if current is None or (current.role == "target" and role == "agent"):
             out[match.value.id] = Actor(match.value.id, match.surface, role)
     return list(out.values())
+
+
+def _possessor(tokens: list[Token], match: Match[ActorRef]) -> bool:
+    """"تحالفات داعش" (ISIS's alliances), "قيادة التنظيم": the actor right after a noun in the
+    construct state owns something; it neither acts nor is hit. Such nouns end in ات or a teh
+    marbuta (ه once normalised) and carry no article, which verbs rarely do."""
+    if match.first_token == 0:
+        return False
+    previous = tokens[match.first_token - 1].norm
+    stem = clitic_forms(previous)[-1][0]
+    return (len(stem) >= 4 and not stem.startswith("ال") and stem.endswith(("ات", "ه"))
+            and normalize(stem) not in _TARGET_SET)

@@ -43,7 +43,8 @@ def test_claim_with_actors_roles_and_attribution(pipeline):
     assert claim.attributed_to.id == "russia"
     assert claim.attributed_to.name == "وزارة الدفاع الروسية"
     assert claim.modality == "reported"
-    assert [(a.id, a.role) for a in claim.actors] == [("isis", "target")]
+    # The ministry announces its own launch: Russia is the agent as well as the source.
+    assert [(a.id, a.role) for a in claim.actors] == [("russia", "agent"), ("isis", "target")]
     assert text[claim.start:claim.end] == claim.sentence == text
 
 
