@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +28,8 @@ EVENT_TYPES = (
     "humanitarian",
 )
 NOVELTY_STATUSES = ("new", "contradicts")
+
+log = logging.getLogger(__name__)
 
 
 class RecordError(ValueError):
@@ -107,7 +110,13 @@ class Document:
         title = _optional_str(data, "title")
         url = _optional_str(data, "url")
         published = _optional_str(data, "published")
-        parse_time(published)
+        try:
+            parse_time(published)
+        except RecordError:
+            # Feeds do publish dates like 0211-20-16; the article is still news, so it is kept
+            # and judged on its arrival time instead.
+            log.info("document %s: unreadable published time %r dropped", data.get("id"), published)
+            published = None
         doc_id = data.get("id")
         if doc_id is not None and not isinstance(doc_id, (str, int)):
             raise RecordError("id: expected a string")

@@ -69,6 +69,7 @@ _TARGET_MARKERS = ("مواقع", "أهداف", "أهدافا", "معاقل", "ض
                    "قوافل", "فلول", "قبضة", "مسلحي", "عناصر", "مقاتلي", "مواقع", "تابعة", "تنظيم")
 _BACKGROUND = ("العام الماضي", "الشهر الماضي", "الأسبوع الماضي", "سابقا", "في وقت سابق", "بعد أن",
                "وكان", "وكانت", "كان قد", "كانت قد", "منذ", "في عام")
+EVIDENCE_POPULATION = 10_000
 _CLAUSE_SPLIT = re.compile(r"[،,;:]|\s[-–]\s")
 
 
@@ -178,8 +179,11 @@ class ClaimExtractor:
         mentions = self.towns.matches(sentence.text, tokens)
         if not mentions:
             return []
+        # Only towns of some size count as evidence of a place nearby: thousands of hamlets
+        # have names like كسر ("broke") or جديدة ("new").
         places = {m.first_token: m for m in [*self.places.matches(sentence.text, tokens), *mentions]
-                  if not is_common_word(tokens, m.first_token, m.end_token)}
+                  if (m.value.population >= EVIDENCE_POPULATION or m.value.id in self.towns.places)
+                  and not is_common_word(tokens, m.first_token, m.end_token)}
         other_places = {i for i, m in places.items() if m.value.id not in self.towns.places}
         tags = self.tagger.tag([t.text for t in tokens]) if self.tagger else None
         towns = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from processors.normalize import Token, normalize
+from processors.normalize import Token, clitic_forms, normalize
 
 # Place names that are everyday words, measured on 10k news articles (scripts/build_common_names.py).
 _COMMON = Path(__file__).with_name("data") / "common_names.txt"
@@ -31,7 +31,7 @@ PLACE_HEADS = frozenset(normalize(w) for w in (
 # Nouns that use the town only as a locator: "the desert of X" is not the town.
 LOCATOR_HEADS = frozenset(normalize(w) for w in (
     "بادية", "صحراء", "طريق", "معبر", "حدود", "جسر", "نهر", "مطار", "أوتوستراد", "سد", "حقل",
-    "محافظة", "منفذ", "بوابة", "ضفة", "قناة",
+    "محافظة", "محافظتي", "منفذ", "بوابة", "ضفة", "قناة",
 ))
 
 
@@ -42,12 +42,25 @@ class TownUse:
 
 
 def is_common_word(tokens: list[Token], first: int, end: int) -> bool:
-    """A place name that is more often an ordinary word: no evidence of a place on its own."""
-    return " ".join(t.norm for t in tokens[first:end]) in HOMOGRAPHS
+    """A place name that is more often an ordinary word: no evidence of a place on its own.
+    Proclitics do not change that (بالباب is still "with the door")."""
+    rest = " ".join(t.norm for t in tokens[first + 1 : end])
+    return any(" ".join(filter(None, (form, rest))) in HOMOGRAPHS
+               for form, _ in clitic_forms(tokens[first].norm))
 
 
-def _head(tokens: list[Token], index: int) -> str:
-    return tokens[index - 1].norm if index > 0 else ""
+# Set phrases in which a homograph is no place: the chargé d'affaires, the status quo.
+IDIOMS = frozenset((normalize(a), normalize(b)) for a, b in (
+    ("القائم", "بالأعمال"), ("القائم", "بأعمال"), ("الوضع", "القائم"), ("النظام", "القائم"),
+    ("الباب", "أمام"), ("فتح", "الباب"), ("باب", "الباب"),
+))
+
+
+def _heads(tokens: list[Token], index: int) -> set[str]:
+    """The word before the mention, with and without its proclitics (بمحافظة -> محافظة)."""
+    if index == 0:
+        return set()
+    return {form for form, _ in clitic_forms(tokens[index - 1].norm)}
 
 
 def judge_mention(tokens: list[Token], first: int, end: int, other_places: set[int],
@@ -55,10 +68,14 @@ def judge_mention(tokens: list[Token], first: int, end: int, other_places: set[i
     """``first``/``end``: the mention's token span; ``other_places``: token indices where other
     places start (common words excluded); ``tags``: the named-entity tagger's BIO tags for the
     tokens, if there is one."""
-    head = _head(tokens, first)
-    locator = head in LOCATOR_HEADS
+    heads = _heads(tokens, first)
+    locator = bool(heads & LOCATOR_HEADS)
     if not is_common_word(tokens, first, end):
         return TownUse(True, locator)
+    name = tokens[first].norm
+    following = tokens[end].norm if end < len(tokens) else ""
+    if (name, following) in IDIOMS or any((head, name) in IDIOMS for head in heads):
+        return TownUse(False, locator)
     tagged_place = tags is not None and tags[first].endswith("LOC")
     coordinated = any(0 < abs(i - first) <= 3 for i in other_places)
-    return TownUse(head in PLACE_HEADS or coordinated or tagged_place, locator)
+    return TownUse(bool(heads & PLACE_HEADS) or coordinated or tagged_place, locator)

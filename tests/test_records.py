@@ -21,7 +21,6 @@ def test_missing_id_is_derived_from_content():
     ({}, "text"),
     ({"text": "   "}, "text"),
     ({"text": 5}, "text"),
-    ({"text": "نص", "published": "yesterday"}, "published"),
     ({"text": "نص", "title": ["x"]}, "title"),
     ("just a string", "document"),
 ])
@@ -78,3 +77,8 @@ def test_bad_inputs_are_counted_skips_not_crashes(tmp_path):
     assert "docs.jsonl:2: malformed JSON" in reasons
     assert "docs.jsonl:3: text: required" in reasons
     assert "not UTF-8" in reasons and "empty document" in reasons and "no such file" in reasons
+
+
+def test_an_unreadable_published_time_is_dropped_not_the_document():
+    doc = Document.from_dict({"text": "نص", "published": "0211-20-16T00:00:00+00:00"})
+    assert doc.published is None
