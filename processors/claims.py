@@ -58,8 +58,9 @@ _AIRCRAFT = ("طيران", "طائرات", "طائرة", "الطيران", "مق
 # A denial is a modality of the act it denies ("the coalition denies striking ..."); only a
 # denial of no particular act is an accusation-type claim.
 _DENIAL = ("نفى", "ينفي", "نفت", "تنفي", "نفي$", "رفض", "رفضت")
-_NEGATION = ("نفى", "ينفي", "نفت", "تنفي", "نفي", "لم$", "لن$", "لا$", "ليس$", "عدم", "رفض")
-_PLANNED = ("يستعد", "تستعد", "يعتزم", "تعتزم", "سوف$", "يخطط", "تخطط", "ستشن", "سيشن",
+_NEGATION = ("نفى", "ينفي", "نفت", "تنفي", "نفي", "لم$", "لا$", "ليس$", "عدم", "رفض")
+# لن negates the future: "it will not end before ISIS surrenders" predicts, it denies nothing.
+_PLANNED = ("لن$", "يستعد", "تستعد", "يعتزم", "تعتزم", "سوف$", "يخطط", "تخطط", "ستشن", "سيشن",
             "الإعداد", "يعتزمون", "ينوي", "تنوي")
 _REPORTING = ("قال$", "قالت$", "يقول$", "تقول$", "قالوا$", "أعلن$", "أعلنت$", "يعلن$", "أفاد$",
               "أفادت$", "ذكر$", "ذكرت$", "أكد$", "أكدت$", "أوضح$", "أوضحت$", "أشار$", "أشارت$",
@@ -67,8 +68,16 @@ _REPORTING = ("قال$", "قالت$", "يقول$", "تقول$", "قالوا$", "
               "نقلا$", "نقلت$", "نقل$", "اتهم$", "اتهمت$", "نفى$", "نفت$", "زعم$", "أقر$")
 _TARGET_MARKERS = ("مواقع", "أهداف", "أهدافا", "معاقل", "ضد", "على", "مراكز", "تجمعات", "مقرات",
                    "قوافل", "فلول", "قبضة", "مسلحي", "عناصر", "مقاتلي", "مواقع", "تابعة", "تنظيم")
-_BACKGROUND = ("العام الماضي", "الشهر الماضي", "الأسبوع الماضي", "سابقا", "في وقت سابق", "بعد أن",
-               "وكان", "وكانت", "كان قد", "كانت قد", "منذ", "في عام")
+# Markers that put the event right after them in the past: "after ISIS had entered", "since".
+_BACKGROUND = ("بعد أن", "بعد ان", "منذ", "قبل أن", "سبق أن", "سبق وأن", "كان قد", "كانت قد",
+               "كانوا قد")
+# Markers that make a whole clause a recollection, wherever the event is in it.
+_RECALL = ("العام الماضي", "الشهر الماضي", "الأسبوع الماضي", "السنة الماضية", "العام المنصرم",
+           "الشهر المنصرم", "سابقا", "في وقت سابق", "مؤخرا", "في عام", "يشار إلى", "تجدر الإشارة",
+           "يذكر أن", "وسبق", "الأحد الماضي", "الاثنين الماضي", "الثلاثاء الماضي",
+           "الأربعاء الماضي", "الخميس الماضي", "الجمعة الماضي", "السبت الماضي")
+_DATE = re.compile(r"\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(?:19|20)\d\d\b")
+_RELATIVE = re.compile(normalize(r"(?<!\w)(?:التي|الذي|الذين|اللذين|اللتين|اللواتي)(?!\w)"))
 EVIDENCE_POPULATION = 10_000
 _CLAUSE_SPLIT = re.compile(r"[،,;:]|\s[-–]\s")
 
@@ -92,6 +101,7 @@ _PLANNED_RE = _compile(_PLANNED)
 # said of a document) into a speaker.
 _REPORTING_RE = _compile(_REPORTING, proclitics="[وف]?")
 _BACKGROUND_RE = re.compile("|".join(re.escape(normalize(m)) for m in _BACKGROUND))
+_RECALL_RE = re.compile("|".join(re.escape(normalize(m)) for m in _RECALL))
 _TARGET_SET = frozenset(normalize(m) for m in _TARGET_MARKERS)
 _GRIP = frozenset(normalize(m) for m in ("قبضة", "سيطرة", "أيدي", "يد"))
 _SPEAKER_STOP = frozenset(normalize(w) for w in ("أن", "إن", "إنه", "أنه", "انها", "في", "عن", "على", "«", ":", "،", "\""))
@@ -107,6 +117,10 @@ def event_type(norm_clause: str, context: str = "") -> tuple[str, int] | None:
     """The clause's event type and where its cue starts.
 
     ``context`` (the whole sentence) tells a bombardment by aircraft from shelling."""
+    # An event in a relative clause ("... which ISIS controls") describes, the main one tells.
+    relative = _RELATIVE.search(norm_clause)
+    if relative and relative.start() > 0 and event_type(norm_clause[: relative.start()], context):
+        return event_type(norm_clause[: relative.start()], context)
     found: dict[str, int] = {}
     for event, pattern in _CUE_RES.items():
         if match := pattern.search(norm_clause):
@@ -137,10 +151,15 @@ def modality(norm_clause: str, cue_at: int, attributed: bool) -> str:
     return "reported" if attributed else "asserted"
 
 
-def is_background(norm_text: str) -> bool:
-    """Past events recalled as context ("last year", "after ISIS had ...") raise no alert."""
-    stripped = norm_text.lstrip("و")
-    return bool(_BACKGROUND_RE.search(norm_text)) or stripped.startswith(("بعد ", "قبل "))
+def is_background(norm_clause: str, cue_at: int = 0) -> bool:
+    """Past events recalled as context raise no alert: a clause that opens as a recollection
+    (وكان، بعد), names a past date or "last week", or puts "after ... had" right before its event."""
+    opening = norm_clause.lstrip("و ")
+    if opening.startswith(("كان ", "كانت ", "بعد ", "قبل ", "سبق")):
+        return True
+    if _RECALL_RE.search(norm_clause) or _DATE.search(norm_clause):
+        return True
+    return any(0 <= cue_at - m.end() <= 25 for m in _BACKGROUND_RE.finditer(norm_clause))
 
 
 @dataclass
@@ -225,7 +244,7 @@ class ClaimExtractor:
                     doc=doc.ref(),
                     start=sentence.start,
                     end=sentence.end,
-                    background=is_background(norm_clause),
+                    background=is_background(norm_clause, cue_at),
                     published=doc.published,
                     ingested_at=doc.ingested_at,
                 ))
