@@ -233,6 +233,8 @@ class ClaimExtractor:
             clause_actors = [a for a in actors if cue_start <= a.start < end] or [
                 a for a in actors if start <= a.start < end]
             roles = _roles(tokens, clause_actors, kind)
+            if kind == "accusation":
+                roles = _accused(tokens, clause_actors, speaker) or roles
             for place in dict.fromkeys(m.value for m in in_clause):
                 claims.append(Claim(
                     town=place.town(),
@@ -287,15 +289,23 @@ def _tagged_span(tokens: list[Token], tags: list[str], start: int,
 
 
 def _clauses(text: str) -> list[tuple[int, int, int]]:
-    """(start, cue piece start, end) of each clause. A piece with no event cue joins the next one:
-    it is the subject or the time of the event that follows ("وجهت 6 قاذفات روسية، ضربة ..."),
-    not a clause of its own; actors are looked for in the cue's own piece first."""
+    """(start, cue group start, end) of each clause. One or two words between commas ("وضربت،
+    السبت، ...") are a verb or a time cut off from what follows, so they join the next piece; a
+    longer piece with no event cue is the subject or setting of the next event, so it opens that
+    clause, while actors are looked for in the cue's own group first."""
     bounds: list[tuple[int, int, int]] = []
-    clause_start = 0
-    for piece_start, piece_end in _pieces(text):
-        if event_type(normalize(text[piece_start:piece_end])) is not None:
-            bounds.append((clause_start, piece_start, piece_end))
-            clause_start = piece_end
+    pieces = _pieces(text)
+    clause_start: int | None = None
+    group_start: int | None = None
+    for index, (start, end) in enumerate(pieces):
+        clause_start = start if clause_start is None else clause_start
+        group_start = start if group_start is None else group_start
+        if len(text[start:end].split()) < 3 and index < len(pieces) - 1:
+            continue
+        if event_type(normalize(text[group_start:end])) is not None:
+            bounds.append((clause_start, group_start, end))
+            clause_start = None
+        group_start = None
     return bounds
 
 
@@ -325,8 +335,8 @@ def _roles(tokens: list[Token], actors: list[Match[ActorRef]], kind: str) -> lis
             before[-1].norm == "من" or (len(before) == 2 and before[0].norm == "من"
                                         and before[1].norm in _GRIP))
         target = possessed or freed_from or bool(forms & _TARGET_SET)
-        if kind in ("casualties", "humanitarian") and match.value.id == "civilians":
-            target = True
+        if match.value.id == "civilians":
+            target = True  # civilians suffer events in these reports; they do not wage them
         role = "target" if target else "agent"
         current = out.get(match.value.id)
         if current is None or (current.role == "target" and role == "agent"):
@@ -337,10 +347,28 @@ def _roles(tokens: list[Token], actors: list[Match[ActorRef]], kind: str) -> lis
 def _possessor(tokens: list[Token], match: Match[ActorRef]) -> bool:
     """"تحالفات داعش" (ISIS's alliances), "قيادة التنظيم": the actor right after a noun in the
     construct state owns something; it neither acts nor is hit. Such nouns end in ات or a teh
-    marbuta (ه once normalised) and carry no article, which verbs rarely do."""
+    marbuta and carry no article, which verbs rarely do."""
     if match.first_token == 0:
         return False
-    previous = tokens[match.first_token - 1].norm
-    stem = clitic_forms(previous)[-1][0]
-    return (len(stem) >= 4 and not stem.startswith("ال") and stem.endswith(("ات", "ه"))
-            and normalize(stem) not in _TARGET_SET)
+    previous = tokens[match.first_token - 1]
+    stem = clitic_forms(previous.norm)[-1][0]
+    # The teh marbuta is read from the original spelling: normalised, it looks like the ه that
+    # ends verbs such as توجه.
+    noun_ending = previous.text.endswith(("ة", "ات"))
+    return (len(stem) >= 4 and not stem.startswith("ال") and noun_ending
+            and stem not in _TARGET_SET)
+
+
+def _accused(tokens: list[Token], actors: list[Match[ActorRef]],
+             speaker: Actor | None) -> list[Actor]:
+    """In an accusation the agent is the accused: the first actor after the accusing word who is
+    not the accuser. What the accused allegedly did to others ("supporting ISIS") is not an act
+    of theirs to alert on."""
+    accusing = _CUE_RES["accusation"]
+    cue = next((i for i, t in enumerate(tokens) if accusing.match(t.norm)), None)
+    if cue is None:
+        return []
+    for match in actors:
+        if match.first_token > cue and (speaker is None or match.value.id != speaker.id):
+            return [Actor(match.value.id, match.surface, "agent")]
+    return []
