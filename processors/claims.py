@@ -104,7 +104,17 @@ _BACKGROUND_RE = re.compile("|".join(re.escape(normalize(m)) for m in _BACKGROUN
 _RECALL_RE = re.compile("|".join(re.escape(normalize(m)) for m in _RECALL))
 _TARGET_SET = frozenset(normalize(m) for m in _TARGET_MARKERS)
 _GRIP = frozenset(normalize(m) for m in ("قبضة", "سيطرة", "أيدي", "يد"))
-_SPEAKER_STOP = frozenset(normalize(w) for w in ("أن", "إن", "إنه", "أنه", "انها", "في", "عن", "على", "«", ":", "،", "\""))
+_SPEAKER_STOP = frozenset(normalize(w) for w in (
+    "أن", "إن", "إنه", "أنه", "انها", "أنها", "بأن", "في", "عن", "على", "إلى", "الى", "من", "اليوم",
+    "أمس", "مساء", "صباح", "التي", "الذي", "الذين", "يوم", "خلال", "مجددا", "لها", "له", "لنا",
+    "بيان", "تصريح", "تصريحات", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد",
+    "الاثنين",
+))
+# Indefinite sources that still name who speaks: "a military source", "witnesses".
+_SOURCE_NOUNS = frozenset(normalize(w) for w in (
+    "مصدر", "مصادر", "شهود", "ناشطون", "ناشطين", "مسؤول", "مسؤولون", "قائد", "قادة", "وكالة",
+    "وكالات", "منظمة", "مراسل", "متحدث", "سكان", "مصدرا", "شهودا",
+))
 
 
 # When a clause has cues of several types, the more decisive event is the claim ("ISIS attacked
@@ -138,7 +148,7 @@ def event_type(norm_clause: str, context: str = "") -> tuple[str, int] | None:
     return kind, found[kind]
 
 
-_STILL = re.compile(normalize(r"(?:لا|ما)\s*(?:تزال|يزال|زال|زالت|تزل|يزل)"))
+_STILL = re.compile(normalize(r"(?:لا|ما)\s*(?:تزال|يزال|زال|زالت|تزل|يزل|يقل|تقل)"))
 
 
 def modality(norm_clause: str, cue_at: int, attributed: bool) -> str:
@@ -254,25 +264,40 @@ class ClaimExtractor:
 
     def _speaker(self, text: str, tokens: list[Token], actors: list[Match[ActorRef]],
                  tags: list[str] | None) -> Actor | None:
-        """Who the sentence is attributed to: the first name after a reporting cue."""
+        """Who the sentence is attributed to: the subject right after a reporting cue ("قالت
+        وزارة الدفاع الروسية"), or, when a relay passes it on ("نقلت الوكالة عن المتحدث"),
+        whoever the relay quotes."""
         for i, token in enumerate(tokens):
-            if not _REPORTING_RE.fullmatch(token.norm):
-                continue
-            after = [a for a in actors if i < a.first_token <= i + 4]
-            if after:
-                return Actor(after[0].value.id, after[0].surface)
-            span = _tagged_span(tokens, tags, i + 1, ("PERS", "ORG")) if tags else None
-            if span is not None:
-                surface = text[tokens[span[0]].start : tokens[span[1] - 1].end]
-                return Actor(derived_actor_id(surface), surface)
-            words = []
-            for following in tokens[i + 1 : i + 4]:
-                if following.norm in _SPEAKER_STOP or not following.norm.isalpha():
-                    break
-                words.append(following)
-            if words and words[0].norm.startswith("ال"):
-                surface = text[words[0].start : words[-1].end]
-                return Actor(derived_actor_id(surface), surface)
+            if _REPORTING_RE.fullmatch(token.norm):
+                return self._subject(text, tokens, i + 1, actors, tags)
+        return None
+
+    def _subject(self, text: str, tokens: list[Token], start: int,
+                 actors: list[Match[ActorRef]], tags: list[str] | None) -> Actor | None:
+        # A lexicon actor counts only right after the cue (one word such as اليوم may come
+        # between): further on it is more often the accused or the object than the speaker.
+        near = [a for a in actors if start <= a.first_token <= start + 1]
+        if near:
+            return Actor(near[0].value.id, near[0].surface)
+        span = _tagged_span(tokens, tags, start, ("PERS", "ORG")) if tags else None
+        if span is not None:
+            surface = text[tokens[span[0]].start : tokens[span[1] - 1].end]
+            return Actor(derived_actor_id(surface), surface)
+        words: list[Token] = []
+        for following in tokens[start : start + 5]:
+            if following.norm in _SPEAKER_STOP or not following.norm.isalpha():
+                break
+            words.append(following)
+        end = start + len(words)
+        if words and end < len(tokens) and tokens[end].norm == "عن" and len(words) <= 2:
+            return self._subject(text, tokens, end + 1, actors, tags)
+        # "the spokesman of the coalition": a known actor inside the phrase is whose voice it is.
+        inner = next((a for a in actors if start <= a.first_token < end), None)
+        if words and inner is not None:
+            return Actor(inner.value.id, text[words[0].start : inner.end])
+        if words and (words[0].norm.startswith("ال") or words[0].norm in _SOURCE_NOUNS):
+            surface = text[words[0].start : words[-1].end]
+            return Actor(derived_actor_id(surface), surface)
         return None
 
 
