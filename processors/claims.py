@@ -36,10 +36,11 @@ CUES: dict[str, tuple[str, ...]] = {
     "territory_control": ("تحرير", "حرر", "يحرر", "تحررت", "سيطر", "يسيطر", "تسيطر", "استعاد",
                           "يستعيد", "تستعيد", "استعادة", "دخل$", "دخلت$", "دخلوا$", "دخول", "يدخل",
                           "اقتحم", "اقتحام", "تسلل", "يتسلل", "انتزاع", "استولى", "الاستيلاء",
+                          "احتل", "احتلال", "يحتل", "اجتياح",
                           "طرد$", "طردوا$"),
     "withdrawal": ("انسحاب", "انسحب", "ينسحب", "تنسحب", "المنسحبة", "فرار", "فر$", "فروا$",
                    "يفر$", "هروب", "هرب$", "هربوا$", "الهرب", "استسلام", "استسلم", "المستسلمين",
-                   "إجلاء", "أجلي"),
+                   "إجلاء", "أجلي", "غادر", "مغادرة", "يغادر"),
     "armed_clash": ("معارك", "معركة", "اشتباك", "اشتباكات", "هجوم", "هجمات", "هاجم", "يهاجم",
                     "كمين", "مواجهات", "مواجهة", "قتال", "يقاتل", "يقاتلون", "سيقاتلون"),
     "military_buildup": ("تعزيزات", "تعزيز", "عزز", "يعزز", "حشد$", "حشود", "يحشد", "يستعد",
@@ -47,10 +48,13 @@ CUES: dict[str, tuple[str, ...]] = {
     "accusation": ("اتهم", "اتهام", "اتهامات", "يتهم", "تتهم", "زعم", "زاعمين", "حمل$", "حملت$",
                    "ادعى", "ادعت", "اتهموا"),
     "humanitarian": ("نزوح", "نازحين", "النازحين", "نزح", "مساعدات", "مخيم", "لاجئين", "اللاجئين",
-                     "مهجرة", "مهجرين"),
+                     "مهجرة", "مهجرين", "محرومين", "محاصرين", "الأوضاع الإنسانية", "كارثة إنسانية"),
     "casualties": ("قتلى", "قتيل", "جرحى", "جريح", "مقتل", "قتل$", "قتلت$", "يقتل", "إصابة",
-                   "مصرع", "ضحايا"),
+                   "مصرع", "ضحايا", "مقبرة جماعية", "مقابر جماعية", "جثث"),
 }
+# Evacuating civilians or the wounded is humanitarian, whatever withdrawal word it uses.
+_CIVILIAN_EVACUATION = ("إجلاء المدنيين", "إجلاء الجرحى", "إجلاء السكان", "إخلاء السكان",
+                        "إجلاء العائلات", "إخلاء المدنيين", "إجلاء الأهالي", "إجلاء آلاف المدنيين")
 # Generic bombardment: an air strike when aircraft are in the clause, else shelling.
 _BOMBARD = ("قصف", "يقصف", "قصفت", "ضربت", "ضرب$", "ضربات", "ضربة", "استهداف", "استهدف")
 _AIRCRAFT = ("طيران", "طائرات", "طائرة", "الطيران", "مقاتلات", "قاذفات", "جوي", "جوية")
@@ -76,7 +80,9 @@ _RECALL = ("العام الماضي", "الشهر الماضي", "الأسبوع
            "الشهر المنصرم", "سابقا", "في وقت سابق", "مؤخرا", "في عام", "يشار إلى", "تجدر الإشارة",
            "يذكر أن", "وسبق", "الأحد الماضي", "الاثنين الماضي", "الثلاثاء الماضي",
            "الأربعاء الماضي", "الخميس الماضي", "الجمعة الماضي", "السبت الماضي")
-_DATE = re.compile(r"\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(?:19|20)\d\d\b")
+# A full date inside the sentence ("يوم 17/11/2017 أعلن") dates a recalled step; a dateline's
+# "الأحد 19 مارس 2017" is the news itself, so bare years do not count.
+_DATE = re.compile(r"\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 _RELATIVE = re.compile(normalize(r"(?<!\w)(?:التي|الذي|الذين|اللذين|اللتين|اللواتي)(?!\w)"))
 EVIDENCE_POPULATION = 10_000
 _CLAUSE_SPLIT = re.compile(r"[،,;:]|\s[-–]\s")
@@ -93,6 +99,7 @@ def _compile(stems: tuple[str, ...], proclitics: str = _PROCLITICS) -> re.Patter
 
 _CUE_RES = {event: _compile(stems) for event, stems in CUES.items()}
 _BOMBARD_RE = _compile(_BOMBARD)
+_CIVILIAN_EVACUATION_RE = _compile(_CIVILIAN_EVACUATION)
 _AIRCRAFT_RE = _compile(_AIRCRAFT)
 _NEGATION_RE = _compile(_NEGATION)
 _DENIAL_RE = _compile(_DENIAL)
@@ -144,6 +151,8 @@ def event_type(norm_clause: str, context: str = "") -> tuple[str, int] | None:
     first = min(found, key=found.__getitem__)
     if first == "accusation":
         return first, found[first]
+    if evacuation := _CIVILIAN_EVACUATION_RE.search(norm_clause):
+        return "humanitarian", evacuation.start()
     kind = next(event for event in PRIORITY if event in found)
     return kind, found[kind]
 
