@@ -232,6 +232,8 @@ class ClaimExtractor:
         if not towns:
             return []
         actors = self.actors.find(sentence.text, tokens)
+        if tags:
+            actors = _with_tagged_organisations(sentence.text, tokens, tags, actors)
         entities.update(town=len(towns), actor=len(actors))
         entities.update(tag[2:] for tag in tags or () if tag.startswith("B-"))
         speaker = self._speaker(sentence.text, tokens, actors, tags)
@@ -406,3 +408,26 @@ def _accused(tokens: list[Token], actors: list[Match[ActorRef]],
         if match.first_token > cue and (speaker is None or match.value.id != speaker.id):
             return [Actor(match.value.id, match.surface, "agent")]
     return []
+
+
+def _with_tagged_organisations(text: str, tokens: list[Token], tags: list[str],
+                               actors: list[Match[ActorRef]]) -> list[Match[ActorRef]]:
+    """Armed groups the lexicon does not know ("حركة أحرار الشام") come from the tagger's ORG
+    spans; they keep their surface name and an id derived from it."""
+    known = {i for a in actors for i in range(a.first_token, a.end_token)}
+    found = list(actors)
+    i = 0
+    while i < len(tokens):
+        if tags[i] != "B-ORG":
+            i += 1
+            continue
+        end = i + 1
+        while end < len(tokens) and tags[end] == "I-ORG":
+            end += 1
+        if not known & set(range(i, end)):
+            start, stop = tokens[i].start, tokens[end - 1].end
+            surface = text[start:stop]
+            found.append(Match(start, stop, surface, ActorRef(derived_actor_id(surface), surface),
+                               i, end))
+        i = end
+    return sorted(found, key=lambda m: m.first_token)

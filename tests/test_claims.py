@@ -151,3 +151,32 @@ def test_one_claim_per_town_named_in_the_clause(homograph_pipeline):
     claims = claims_of(homograph_pipeline, "يعزز داعش دفاعاته في القائم والبوكمال.")
     assert sorted(c.town.name_ar for c in claims) == ["البوكمال", "القائم"]
     assert {c.event_type for c in claims} == {"military_buildup"}
+
+
+class _RuleTagger:
+    """Tags the words of one organisation name; stands in for a trained model's ORG spans."""
+
+    def __init__(self, words: list[str]):
+        self.words = words
+
+    def tag(self, tokens: list[str]) -> list[str]:
+        tags = ["O"] * len(tokens)
+        for i in range(len(tokens) - len(self.words) + 1):
+            if tokens[i:i + len(self.words)] == self.words:
+                tags[i:i + len(self.words)] = ["B-ORG"] + ["I-ORG"] * (len(self.words) - 1)
+        return tags
+
+    def tag_sentences(self, sentences: list[list[str]]) -> list[list[str]]:
+        return [self.tag(s) for s in sentences]
+
+
+def test_organisations_the_lexicon_lacks_come_from_the_tagger(pipeline):
+    from processors.claims import ClaimExtractor
+
+    extractor = ClaimExtractor(pipeline.towns, pipeline.gazetteer, pipeline.actors,
+                               _RuleTagger(["حركة", "أحرار", "الشام"]))
+    [claim] = extractor.extract(Document.from_dict(
+        {"text": "شنت حركة أحرار الشام هجوما على مواقع في البوكمال."}))
+    assert claim.event_type == "armed_clash"
+    assert [(a.id, a.name, a.role) for a in claim.actors] == [
+        ("actor:حركه_احرار_الشام", "حركة أحرار الشام", "agent")]
