@@ -64,7 +64,7 @@ class Topics:
         because deduplication must meet every document in order; the rest scale by key."""
         return {
             self.raw: 1,
-            self.changelog("dedup"): 1,
+            self.changelog("dedup_documents"): 1,
             self.unique: self.partitions,
             self.claims: self.partitions,
             self.changelog("novelty"): self.partitions,
@@ -97,6 +97,10 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def start(self, timeout: float = 10.0) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"

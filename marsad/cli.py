@@ -28,9 +28,10 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from marsad.service import run_service
+    from marsad.service import parse_roles, run_service
 
-    return run_service(_config(args))
+    roles = parse_roles(args.role)
+    return run_service(_config(args), roles)
 
 
 def cmd_process(args: argparse.Namespace) -> int:
@@ -154,26 +155,34 @@ def _print_alert(raw: bytes, wanted_town: str | None, as_json: bool) -> None:
 
 
 def cmd_dedup(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from ingest.documents import ReadReport, read_documents
     from marsad.config import parse_duration
     from processors.dedup import Deduplicator
 
     config = _config(args)
+    # The stream stage's class and window; the state is a dict instead of its faust table.
     dedup = Deduplicator(parse_duration(config.dedup.window, "dedup.window"))
     state: dict = {}
     report = ReadReport()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    count = copies = 0
+    count = updates = 0
+    copies: Counter[str] = Counter()
     with out.open("w", encoding="utf-8") as lines:
         for doc in read_documents(args.paths, report):
             result = dedup.check(doc, state)
             dedup.remember(doc, result, state)
             count += 1
-            copies += result.duplicate_of is not None
+            if result.duplicate_of is not None:
+                copies[result.kind or "exact"] += 1
+            updates += result.update_of is not None
             lines.write(json.dumps({"id": doc.id, "duplicate_of": result.duplicate_of},
                                    ensure_ascii=False) + "\n")
-    print(f"{count} documents, {copies} duplicates, written to {out}", file=sys.stderr)
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(copies.items()))
+    print(f"{count} documents, {sum(copies.values())} duplicates ({kinds or 'none'}), "
+          f"{updates} updates of an earlier one passed on, written to {out}", file=sys.stderr)
     return 0
 
 
@@ -213,6 +222,15 @@ def cmd_ner(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from marsad.bench import BenchError, run_bench
+
+    try:
+        return run_bench(args)
+    except BenchError as exc:
+        raise CliError(str(exc)) from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marsad", description=__doc__)
     parser.add_argument("--version", action="version", version=f"marsad {__version__}")
@@ -220,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the service (embedded broker and seed replay by default)")
     run.add_argument("--config", help="marsad.toml (default: built-in, or $MARSAD_CONFIG)")
+    run.add_argument("--role", default="all", metavar="ROLES",
+                     help="what this process runs: all (default) or a comma-separated list of "
+                          "fetch, dedup, claims, novelty, sinks; processes with one topic prefix "
+                          "share the work in one consumer group")
     run.set_defaults(func=cmd_run)
 
     replay = sub.add_parser("replay", help="put documents into the raw topic of a running service")
@@ -259,6 +281,21 @@ def build_parser() -> argparse.ArgumentParser:
     ner.add_argument("--out", required=True, metavar="OUT", help="token<TAB>predicted tag lines")
     ner.add_argument("--config")
     ner.set_defaults(func=cmd_ner)
+
+    bench = sub.add_parser("bench", help="end-to-end throughput and latency through a broker")
+    bench.add_argument("--docs", type=int, default=2000, metavar="N",
+                       help="documents to send (default 2000)")
+    bench.add_argument("--corpus", metavar="PATH", help="JSONL documents, optionally .gz "
+                       "(default ../shared/data/corpus/jawharafm-ant-v1.1.jsonl.gz)")
+    bench.add_argument("--workers", type=int, choices=(1, 2),
+                       help="worker processes in one consumer group (default: 1, then 2)")
+    bench.add_argument("--rate", type=float, metavar="R",
+                       help="send R documents per second (default: as fast as possible)")
+    bench.add_argument("--synthetic", type=float, default=0.05, metavar="SHARE",
+                       help="share of synthetic claim documents built from the seeds, so that "
+                            "alerts flow (default 0.05)")
+    bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    bench.set_defaults(func=cmd_bench)
 
     from ingest.commands import add_feeds_parser
 

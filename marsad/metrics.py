@@ -41,6 +41,21 @@ PUBLISHED_TO_ALERT = Histogram("marsad_published_to_alert_seconds",
                                buckets=_E2E_BUCKETS)
 NOVELTY_TOWNS = Gauge("marsad_novelty_claims_remembered", "Claims remembered by the novelty stage",
                       ["town"])
+# Deduplication (processors/dedup.py). DUPLICATES' kind: exact, near, or redelivered (the same
+# document id again); syndication counts exact and near copies by the source that republished.
+SYNDICATED = Counter("marsad_syndicated_copies_total",
+                     "Copies of an earlier document dropped by deduplication, by the copy's source",
+                     ["source"])
+DEDUP_UPDATES = Counter("marsad_dedup_updates_total",
+                        "Documents passed on that repeat most of an earlier one but add news")
+DEDUP_REMEMBERED = Gauge("marsad_dedup_documents_remembered",
+                         "Documents the deduplication stage remembers (its time window)")
+# A stalled pipeline shows no errors, only silence: alerting on the age of this gauge catches it.
+LAST_PROCESSED = Gauge("marsad_stage_last_processed_timestamp_seconds",
+                       "When a stage last finished a record (Unix time)", ["stage"])
+CONSUMER_LAG = Gauge("marsad_consumer_lag_messages",
+                     "Records on an assigned partition after this worker's committed offset",
+                     ["topic", "partition"])
 # Feed ingest (ingest/poller.py). kind: feed, article or robots; result: ok, not_modified,
 # http_error, timeout, network_error, parse_error, refused, robots_disallowed, too_large,
 # too_many_redirects, error (unexpected; see marsad_errors_total{stage="fetch"}); robots: not_found.
@@ -49,7 +64,7 @@ FEED_FETCHES = Counter("marsad_feed_fetches_total", "HTTP fetches by feed, kind 
 FEED_ITEMS = Counter("marsad_feed_items_emitted_total", "New feed items sent to the raw topic",
                      ["feed"])
 FEED_ITEMS_SKIPPED = Counter("marsad_feed_items_skipped_total",
-                             "New feed items not sent, by reason (non_arabic, empty, error)",
+                             "New feed items not sent, by reason (non_arabic, empty, invalid)",
                              ["feed", "reason"])
 FEED_LAST_SUCCESS = Gauge("marsad_feed_last_success_timestamp_seconds",
                           "When a feed was last fetched successfully (200 or 304)", ["feed"])

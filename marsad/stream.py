@@ -4,14 +4,22 @@
         --novelty--> alerts (keyed by town) --sinks--> console, JSONL file, webhooks
     anything that cannot be processed --> dead, with the stage and the reason
 
-Where state lives and how it scales:
-- dedup: table ``dedup`` (fingerprint -> first copy), fed by the single raw partition, because a
-  document must meet every earlier one; one worker at a time owns it (others are standbys).
-- claims: stateless, scales with the partitions of ``unique``.
+Where state lives and how it scales (every process is in one consumer group, the app id, and
+runs the agents of its roles; ``[broker] partitions`` sets the count of unique, claims, alerts):
+- dedup: table ``dedup_documents`` (document id -> compact fingerprint record, see
+  processors/dedup.py), fed by the single raw partition, because a document must meet every
+  earlier one; one worker at a time owns it (others are standbys). It is
+  the one stage that sees all documents, so it does not scale out: it must stay cheap per
+  document (it is a few ms; see ``marsad bench``), and sharding it would mean partitioning raw by
+  a fingerprint band instead of by nothing.
+- claims: stateless, ``unique`` is keyed by doc id, so it scales with the partitions of
+  ``unique`` (up to one worker per partition). It is the expensive stage (tagging).
 - novelty: table ``novelty`` keyed by town, co-partitioned with ``claims`` (keyed by town), so
   each town's history lives on exactly one worker; scales with the number of towns/partitions.
-- sinks: consume ``alerts`` in the same consumer group, so each alert is delivered by one worker;
-  the sinks are idempotent on alert_id because delivery is at-least-once.
+- sinks: consume ``alerts`` (keyed by town) in the same consumer group, so each alert is
+  delivered by one worker; the sinks are idempotent on alert_id because delivery is at-least-once.
+A table is defined only in processes that run its agent: faust assigns a changelog partition
+together with the source partition only when the same processes subscribe to both.
 """
 
 from __future__ import annotations
@@ -32,10 +40,15 @@ from marsad import metrics
 from marsad.broker import Topics
 from marsad.config import Config, parse_duration
 from marsad.records import Alert, Claim, Document, RecordError, dumps, loads, parse_time
+from marsad.tansu import TansuTransport
 from processors.pipeline import Pipeline
 from sinks import Sink
 
 log = logging.getLogger(__name__)
+
+# The agents a process can run; `marsad run --role` adds "fetch" (feeds and replay) to these.
+STAGES = ("dedup", "claims", "novelty", "sinks")
+LAG_INTERVAL = 10.0
 
 
 @dataclass
@@ -61,13 +74,15 @@ class Progress:
 class Stream:
     """Builds the faust app for one config and owns what its agents need."""
 
-    def __init__(self, config: Config, bootstrap: str, pipeline: Pipeline, sinks: list[Sink],
-                 embedded: bool, roles: Iterable[str] = ("dedup", "claims", "novelty", "sinks")):
+    def __init__(self, config: Config, bootstrap: str, pipeline: Pipeline | None,
+                 sinks: list[Sink], embedded: bool, roles: Iterable[str] = STAGES):
+        """``pipeline`` may be None when no role in ``roles`` runs a processor (fetch, sinks)."""
         self.config = config
         self.topics = Topics(config.broker.topic_prefix, config.broker.partitions)
         self.pipeline = pipeline
         self.sinks = sinks
         self.progress = Progress()
+        self._lag_labels: set[tuple[str, str]] = set()
         session = parse_duration(config.broker.session_timeout, "broker.session_timeout")
         settings: dict[str, Any] = dict(
             broker=f"kafka://{bootstrap}",
@@ -85,6 +100,9 @@ class Stream:
             # miss its last updates; one record per batch avoids it.
             settings["producer_max_batch_size"] = 1
         self.app = faust.App(self.topics.app_id, **settings)
+        if embedded or config.broker.single_record_batches:
+            # Tansu holds every fetch for its full wait time: see marsad/tansu.py.
+            self.app.transport = TansuTransport(self.app.conf.broker_consumer, self.app)
         self._define(set(roles))
 
     def _topic(self, name: str, partitions: int) -> Any:
@@ -99,9 +117,14 @@ class Stream:
         alerts = self._topic(self.topics.alerts, layout[self.topics.alerts])
         self.raw_topic, self.dead_topic = raw, self._topic(self.topics.dead, 1)
         # Values are JSON (the app's default serializer): plain dicts from the domain code.
-        dedup_table = self.app.Table("dedup", default=None, partitions=1, key_type=str)
-        novelty_table = self.app.Table("novelty", default=None, partitions=self.topics.partitions,
-                                       key_type=str)
+        if "dedup" in roles:
+            # Document id -> compact record of a document passed on (processors/dedup.py); a new
+            # name because the old "dedup" changelog holds records of another form.
+            dedup_table = self.app.Table("dedup_documents", default=None, partitions=1,
+                                         key_type=str)
+        if "novelty" in roles:
+            novelty_table = self.app.Table("novelty", default=None,
+                                           partitions=self.topics.partitions, key_type=str)
         pipeline, progress = self.pipeline, self.progress
 
         async def dedup_agent(stream: Any) -> None:
@@ -112,20 +135,29 @@ class Stream:
                     doc = Document.from_dict(loads(event.value))
                     result = pipeline.dedup.check(doc, dedup_table)
                     if result.duplicate_of is not None:
-                        metrics.DUPLICATES.labels("exact").inc()
-                        log.info("duplicate %s of %s", doc.id, result.duplicate_of)
+                        metrics.DUPLICATES.labels(result.kind).inc()
+                        if result.kind != "redelivered":
+                            metrics.SYNDICATED.labels(doc.source or "unknown").inc()
+                        log.info("duplicate %s of %s (%s)", doc.id, result.duplicate_of,
+                                 result.kind)
                     else:
+                        value = event.value
+                        if result.update_of is not None:
+                            # Tells the claim stage which sentences are new.
+                            value = dumps(result.annotate(doc))
+                            metrics.DEDUP_UPDATES.inc()
                         # Remembered only once the broker has it: a crash in between re-sends.
-                        await (await unique.send(key=doc.id.encode(), value=event.value))
+                        await (await unique.send(key=doc.id.encode(), value=value))
                         pipeline.dedup.remember(doc, result, dedup_table)
                         metrics.DOCUMENTS_OUT.labels("dedup").inc()
+                    metrics.DEDUP_REMEMBERED.set(len(pipeline.dedup))
                 except Exception as exc:  # noqa: BLE001 - a poison message must not stop the stream
                     await self._dead("dedup", event, exc)
                     progress.bump(documents_done=1)
                     continue
                 if result.duplicate_of is not None:
                     progress.bump(documents_done=1)
-                metrics.STAGE_LATENCY.labels("dedup").observe(time.perf_counter() - started)
+                _finished("dedup", started)
 
         async def claims_agent(stream: Any) -> None:
             async for event in stream.events():
@@ -146,7 +178,7 @@ class Stream:
                     metrics.CLAIMS.labels(claim.event_type, claim.modality).inc()
                     await claims.send(key=claim.town.id.encode(), value=dumps(claim))
                 metrics.DOCUMENTS_OUT.labels("claims").inc()
-                metrics.STAGE_LATENCY.labels("claims").observe(time.perf_counter() - started)
+                _finished("claims", started)
                 progress.bump(documents_done=1)
 
         async def novelty_agent(stream: Any) -> None:
@@ -170,7 +202,7 @@ class Stream:
                 novelty_table[claim.town.id] = verdict.state
                 metrics.NOVELTY.labels(claim.town.name_ar, verdict.outcome).inc()
                 metrics.NOVELTY_TOWNS.labels(claim.town.name_ar).set(len(verdict.state["claims"]))
-                metrics.STAGE_LATENCY.labels("novelty").observe(time.perf_counter() - started)
+                _finished("novelty", started)
                 progress.bump(claims_pending=-1)
 
         async def sinks_agent(stream: Any) -> None:
@@ -191,7 +223,7 @@ class Stream:
                         metrics.SINK_DELIVERIES.labels(sink.name, "error").inc()
                         metrics.ERRORS.labels("sinks", type(exc).__name__).inc()
                         log.error("sink %s failed for alert %s: %s", sink.name, alert.alert_id, exc)
-                metrics.STAGE_LATENCY.labels("sinks").observe(time.perf_counter() - started)
+                _finished("sinks", started)
                 progress.bump(alerts_pending=-1)
 
         agents = {"dedup": (dedup_agent, raw), "claims": (claims_agent, unique),
@@ -199,6 +231,38 @@ class Stream:
         for role, (func, topic) in agents.items():
             if role in roles:
                 self.app.agent(topic, name=f"marsad.{role}")(func)
+        self._sources = {topic.get_topic_name() for role, (_, topic) in agents.items()
+                         if role in roles}
+        if self._sources:
+            self.app.timer(LAG_INTERVAL, name="marsad.lag")(self._measure_lag)
+
+    async def _measure_lag(self, _app: faust.App) -> None:
+        """Sets marsad_consumer_lag_messages for this worker's source partitions.
+
+        The end offset comes from ListOffsets LATEST. Tansu answers it with the start of the last
+        record batch plus one, so against the embedded broker, with records produced in batches
+        (``marsad replay``, other clients), lag reads low; it is clamped at zero. Apache Kafka
+        answers it correctly.
+        """
+        consumer = self.app.consumer
+        assigned = {tp for tp in consumer.assignment() if tp.topic in self._sources}
+        try:
+            ends = await consumer.highwaters(*assigned) if assigned else {}
+        except Exception as exc:  # noqa: BLE001 - a rebalance in between; the next tick retries
+            log.debug("consumer lag: end offsets unavailable: %s", exc)
+            return
+        # faust keeps the offset it last committed per partition, read from the broker on
+        # assignment; asking the broker again would cost a request per partition and tick. It is
+        # private, which the pin of faust-streaming to 0.15 in pyproject.toml makes safe.
+        committed = consumer._committed_offset
+        current = set()
+        for tp, end in ends.items():
+            done = committed.get(tp) or 0
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
+            current.add((tp.topic, str(tp.partition)))
+        for labels in self._lag_labels - current:  # partitions moved to another worker
+            metrics.CONSUMER_LAG.remove(*labels)
+        self._lag_labels = current
 
     async def _dead(self, stage: str, event: Any, exc: Exception) -> None:
         reason = type(exc).__name__ if not isinstance(exc, RecordError) else "invalid_record"
@@ -236,6 +300,11 @@ class Stream:
             await self.raw_topic.send(key=doc.id.encode(), value=dumps(doc))
             sent += 1
         return sent
+
+
+def _finished(stage: str, started: float) -> None:
+    metrics.STAGE_LATENCY.labels(stage).observe(time.perf_counter() - started)
+    metrics.LAST_PROCESSED.labels(stage).set(time.time())
 
 
 def _observe_latency(claim: Claim) -> None:
