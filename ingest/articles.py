@@ -47,8 +47,10 @@ def _decode(body: bytes, charset: str | None) -> str | bytes:
     return body
 
 
-def extract_article(body: bytes, content_type: str | None, url: str) -> Article | None:
-    """The page's main text and metadata, or None when it is not HTML or has no text."""
+def extract_article(body: bytes, content_type: str | None, url: str,
+                    title_hint: str | None = None) -> Article | None:
+    """The page's main text and metadata, or None when it is not HTML or has no text.
+    ``title_hint`` (the feed's title for the item) is removed from the start of the text too."""
     media_type, charset = _media_type_and_charset(content_type)
     if media_type is not None and media_type not in _HTML_TYPES:
         return None
@@ -61,16 +63,19 @@ def extract_article(body: bytes, content_type: str | None, url: str) -> Article 
     if doc is None or not (doc.text or "").strip():
         return None
     title = (doc.title or "").strip() or None
-    return Article(_without_heading(doc.text, title), title, (doc.author or "").strip() or None,
-                   doc.date or None)
+    return Article(_without_heading(doc.text, (title, title_hint)), title,
+                   (doc.author or "").strip() or None, doc.date or None)
 
 
-def _without_heading(text: str, title: str | None) -> str:
-    """trafilatura keeps the page's <h1> as the first line; the title is a field of its own."""
-    lines = text.strip().splitlines()
-    if title and lines and " ".join(lines[0].split()) == " ".join(title.split()):
-        lines = lines[1:]
-    return "\n".join(lines).strip() or text.strip()
+def _without_heading(text: str, titles: tuple[str | None, ...]) -> str:
+    """trafilatura keeps the page's <h1> at the start of the text (on its own line, or run into
+    the first paragraph on short pages); the title is a field of its own."""
+    text = text.strip()
+    for title in titles:
+        title = " ".join((title or "").split())
+        if title and text.startswith(title) and text[len(title):len(title) + 1].isspace():
+            return text[len(title):].strip()
+    return text
 
 
 def is_arabic(text: str) -> bool:

@@ -116,7 +116,7 @@ def _when(at: float | None, now: float) -> str:
     seconds = abs(delta)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            span = f"{seconds / size:.0f}{unit}"
+            span = f"{int(seconds // size)}{unit}"
             break
     else:
         span = f"{seconds:.0f}s"

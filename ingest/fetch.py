@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
@@ -129,7 +129,7 @@ class GuardedResolver(AbstractResolver):
         self.inner = inner or ThreadedResolver()
 
     async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+                      family: socket.AddressFamily = socket.AF_INET) -> list[dict[str, Any]]:
         resolved = await self.inner.resolve(host, port, family)
         allowed = [r for r in resolved if self.policy.address_allowed(host, port, r["host"])]
         if not allowed:
@@ -211,10 +211,10 @@ class Fetcher:
         try:
             async with asyncio.timeout(self.limits.total_timeout):
                 return await self._get(url, dict(headers or {}), max_bytes or self.limits.max_bytes)
+        except aiohttp.ServerTimeoutError as exc:  # connect or read timeout; also a TimeoutError
+            raise FetchTimeout(redact_text(str(exc)) or "timed out") from None
         except TimeoutError:
-            raise FetchTimeout(f"no complete answer within {self.limits.total_timeout:g}s "
-                               f"(connect {self.limits.connect_timeout:g}s, "
-                               f"read {self.limits.read_timeout:g}s)") from None
+            raise FetchTimeout(f"no complete answer within {self.limits.total_timeout:g}s") from None
         except Refused as exc:
             raise FetchRefused(str(exc)) from None
         except aiohttp.ClientConnectorError as exc:
@@ -227,7 +227,7 @@ class Fetcher:
 
     async def _get(self, url: str, headers: dict[str, str], max_bytes: int) -> Response:
         assert self._session is not None, "Fetcher used outside 'async with'"
-        current = URL(url, encoded="%" in url)
+        current = URL(url)
         for _hop in range(self.limits.max_redirects + 1):
             self.policy.check_url(str(current))
             async with self._session.get(current, headers=headers, allow_redirects=False) as resp:

@@ -110,15 +110,6 @@ def parse_allow_hosts(entries: list[str]) -> tuple[AllowRule, ...]:
     return tuple(rules)
 
 
-@dataclass(frozen=True)
-class Target:
-    """The parts of a URL the address policy looks at."""
-
-    scheme: str
-    host: str
-    port: int
-
-
 class AddressPolicy:
     """Public addresses are allowed; loopback, private and other special ones only when
     ``allow_private`` is set or an allow rule names them. Link-local (cloud metadata),
@@ -137,9 +128,9 @@ class AddressPolicy:
             return False
         return ip.is_global or self.allow_private
 
-    def check_url(self, url: str) -> Target:
-        """Scheme and host of ``url``, refusing non-http(s) URLs and disallowed literal IPs.
-        Host names are checked after resolution, by the resolver."""
+    def check_url(self, url: str) -> None:
+        """Refuses non-http(s) URLs and disallowed literal IPs; host names are checked after
+        resolution, by the resolver."""
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -155,10 +146,9 @@ class AddressPolicy:
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
-            return Target(scheme, host, port)
+            return
         if not self.address_allowed(host, port, ip):
             raise Refused(f"address {ip} is not public; allow it in [ingest] allow_hosts")
-        return Target(scheme, host, port)
 
 
 def _mask_params(query: str) -> str:

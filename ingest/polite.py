@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ingest.fetch import FetchError, Fetcher, HttpStatus
+from ingest.fetch import FetchError, Fetcher, FetchRefused, HttpStatus
 from ingest.guard import DEFAULT_PORTS, redact_url
 from marsad import metrics
 
@@ -116,6 +116,8 @@ class Robots:
                 rules = self._rules.get(key)
                 if rules is None or rules.expires < time.monotonic():
                     rules = self._rules[key] = await self._load(url, feed)
+        if isinstance(rules.error, FetchRefused):
+            raise FetchRefused(str(rules.error))  # the URL's own address is refused, not robots
         if rules.error is not None:
             error = FetchError(f"robots.txt unreachable: {rules.error}")
             error.result = rules.error.result

@@ -18,13 +18,14 @@ import asyncio
 import hashlib
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
 from ingest.articles import Article, extract_article, is_arabic, looks_non_arabic
 from ingest.feeds import FeedItem, parse_feed
-from ingest.fetch import FetchError, Fetcher, Limits, Response, policy_from_config
-from ingest.guard import redact_text, redact_url
+from ingest.fetch import FetchError, Fetcher, FetchRefused, Limits, Response, policy_from_config
+from ingest.guard import Refused, redact_text, redact_url
 from ingest.polite import HostGate, Robots
 from ingest.state import Feed, FeedState, FeedStore, active_feeds, state_path
 from marsad import metrics
@@ -39,6 +40,9 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
 ARTICLE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 _MAX_VALIDATOR = 1024  # longer ETag / Last-Modified values are not stored or sent back
+# Article fetches in flight across all feeds: a feed listing thousands of links on many hosts
+# must not open thousands of connections (HostGate only bounds each host).
+_ARTICLE_SLOTS = 32
 
 
 class RobotsDisallowed(FetchError):
@@ -66,6 +70,7 @@ class Poller:
                                             allow_zero=True))
         self.fetcher = Fetcher(Limits.from_config(self.ingest), policy_from_config(self.ingest))
         self.robots = Robots(self.fetcher, self.gate)
+        self._article_slots = asyncio.Semaphore(_ARTICLE_SLOTS)
 
     async def __aenter__(self) -> Poller:
         await self.fetcher.__aenter__()
@@ -80,7 +85,11 @@ class Poller:
         tasks: dict[str, tuple[Feed, asyncio.Task[None]]] = {}
         try:
             while True:
-                current = {feed.name: feed for feed in active_feeds(self.config, self.store)}
+                try:
+                    current = {feed.name: feed for feed in active_feeds(self.config, self.store)}
+                except sqlite3.Error as exc:  # locked or damaged store: keep polling what runs
+                    log.error("cannot read imported feeds from %s: %s", self.store.path, exc)
+                    current = {name: feed for name, (feed, _task) in tasks.items()}
                 for name, (feed, task) in list(tasks.items()):
                     if current.get(name) != feed:
                         task.cancel()
@@ -97,23 +106,35 @@ class Poller:
                                  return_exceptions=True)
 
     async def _poll_forever(self, feed: Feed) -> None:
-        state = self._state(feed)
-        if state.last_success:
-            metrics.FEED_LAST_SUCCESS.labels(feed.name).set(state.last_success)
         now = time.time()
         # Polls due at start-up are spread a little, so a restart does not hit every feed at once.
-        next_poll = state.next_poll if state.next_poll and state.next_poll > now else (
-            now + self.rng.uniform(0, min(feed.interval, 10.0) / 10))
+        next_poll = now + self.rng.uniform(0, min(feed.interval, 10.0) / 10)
+        try:
+            state = self._state(feed)
+        except sqlite3.Error as exc:
+            log.error("feed %s: cannot read its state: %s", feed.name, exc)
+        else:
+            if state.last_success:
+                metrics.FEED_LAST_SUCCESS.labels(feed.name).set(state.last_success)
+            if state.next_poll and state.next_poll > now:
+                next_poll = state.next_poll
         while True:
             await asyncio.sleep(max(0.0, next_poll - time.time()))
-            next_poll = await self.poll(feed)
+            try:
+                next_poll = await self.poll(feed)
+            except Exception as exc:  # noqa: BLE001 - e.g. the state store failing mid-poll
+                metrics.ERRORS.labels("fetch", type(exc).__name__).inc()
+                log.error("feed %s: poll failed: %s: %s", feed.name, type(exc).__name__,
+                          redact_text(str(exc)))
+                next_poll = time.time() + feed.interval
 
     def _state(self, feed: Feed) -> FeedState:
         return self.store.ensure(feed.name, feed.url, feed.interval_text, feed.arabic_only,
                                  feed.origin)
 
     async def poll(self, feed: Feed) -> float:
-        """One poll of ``feed``; returns when the next one is due. Never raises but on cancel."""
+        """One poll of ``feed``; returns when the next one is due. Feed, network and page
+        problems are counted and recorded in the feed's state, never raised."""
         state = self._state(feed)
         started = time.time()
         headers = {"Accept": FEED_ACCEPT}
@@ -146,6 +167,10 @@ class Poller:
 
     async def _fetch(self, feed: Feed, kind: str, url: str,
                      headers: dict[str, str]) -> Response:
+        try:
+            self.fetcher.policy.check_url(url)  # before robots.txt: no request at all then
+        except Refused as exc:
+            raise FetchRefused(str(exc)) from None
         if self.ingest.respect_robots and not await self.robots.allowed(url, feed.name):
             raise RobotsDisallowed(f"robots.txt disallows {redact_url(url)}")
         async with self.gate.slot(url):
@@ -215,9 +240,11 @@ class Poller:
         if item.link is None:
             return None
         try:
-            response = await self._fetch(feed, "article", item.link, {"Accept": ARTICLE_ACCEPT})
+            async with self._article_slots:
+                response = await self._fetch(feed, "article", item.link,
+                                             {"Accept": ARTICLE_ACCEPT})
             article = await asyncio.to_thread(extract_article, response.body,
-                                              response.content_type, response.url)
+                                              response.content_type, response.url, item.title)
         except FetchError as exc:
             self._count(feed, "article", exc.result)
             log.info("feed %s: article %s: %s; using the feed's text", feed.name,

@@ -156,19 +156,10 @@ class FeedStore:
             "last_modified = CASE WHEN ? THEN last_modified ELSE ? END WHERE name = ?",
             (at, next_poll, keep_validators, etag, keep_validators, last_modified, name))
 
-    def record_failure(self, name: str, at: float, error: str, next_poll: float) -> int:
-        """Counts the failure; returns how many in a row there have been."""
+    def record_failure(self, name: str, at: float, error: str, next_poll: float) -> None:
         self._db.execute(
             "UPDATE feeds SET last_error = ?, last_error_at = ?, failures = failures + 1, "
             "next_poll = ? WHERE name = ?", (error, at, next_poll, name))
-        row = self._db.execute("SELECT failures FROM feeds WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else 0
-
-    def record_error(self, name: str, at: float, error: str) -> None:
-        """A problem worth showing that is not a failed poll (a feed with broken XML that still
-        gave items)."""
-        self._db.execute("UPDATE feeds SET last_error = ?, last_error_at = ? WHERE name = ?",
-                         (error, at, name))
 
     # Seen items
 
@@ -201,9 +192,6 @@ class FeedStore:
         return self._db.execute(
             "DELETE FROM seen WHERE feed = ? AND item IN (SELECT item FROM seen WHERE feed = ? "
             "ORDER BY last_seen DESC LIMIT -1 OFFSET ?)", (feed, feed, keep)).rowcount
-
-    def seen_count(self, feed: str) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM seen WHERE feed = ?", (feed,)).fetchone()[0]
 
 
 @dataclass(frozen=True)

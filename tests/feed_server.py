@@ -125,6 +125,10 @@ def rdf(items: list[dict], encoding: str) -> bytes:
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real news sites answer
+    # Headers and body go out in separate writes; with Nagle on, each keep-alive response
+    # waits for the client's delayed ACK (40 ms).
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -153,6 +157,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default 5 drops SYNs of parallel clients: 1 s retransmits
     owner: FeedServer
 
 
@@ -228,8 +233,9 @@ class FeedServer:
 
     def hang(self, path: str, seconds: float = 10.0) -> None:
         """Accepts the request and answers nothing until ``seconds`` pass or the server stops."""
-        def handle(_req: BaseHTTPRequestHandler) -> None:
+        def handle(req: BaseHTTPRequestHandler) -> None:
             self.stopping.wait(seconds)
+            req.close_connection = True
         self.routes[path] = handle
 
     def slow(self, path: str, seconds: float, body: bytes = b"ok") -> None:
@@ -252,6 +258,9 @@ class FeedServer:
             req.send_header("Content-Type", "application/rss+xml")
             if declare_length:
                 req.send_header("Content-Length", str(total))
+            else:
+                req.send_header("Connection", "close")  # the body ends when the socket closes
+                req.close_connection = True
             req.end_headers()
             sent = 0
             while sent < total and not self.stopping.is_set():

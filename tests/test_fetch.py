@@ -199,7 +199,7 @@ def test_gzip_is_decoded_and_the_cap_applies_after_decompression(server):
     started = time.monotonic()
     with pytest.raises(TooLarge, match="after decompression"):
         fetch(policy, server.url("/bomb"))
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5
 
 
 def test_large_bodies_stop_at_the_cap_declared_or_not(server):
@@ -219,7 +219,7 @@ def test_read_timeout_and_total_deadline(server):
     started = time.monotonic()
     with pytest.raises(FetchTimeout):
         fetch(policy, server.url("/hang"))
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5
     with pytest.raises(FetchTimeout):
         fetch(policy, server.url("/slow"), Limits(total_timeout=0.1))
     assert fetch(policy, server.url("/slow")).body == b"ok"
