@@ -31,6 +31,7 @@ import time
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
@@ -87,6 +88,8 @@ class Stream:
         settings: dict[str, Any] = dict(
             broker=f"kafka://{bootstrap}",
             store="memory://",
+            # faust keeps a folder per app; under the data dir, not wherever marsad was started.
+            datadir=str(Path(config.service.data_dir) / f"faust-{self.topics.app_id}"),
             topic_partitions=self.topics.partitions,
             web_enabled=False,
             autodiscover=False,
