@@ -85,6 +85,11 @@ _RECALL = ("العام الماضي", "الشهر الماضي", "الأسبوع
 _DATE = re.compile(r"\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 _RELATIVE = re.compile(normalize(r"(?<!\w)(?:التي|الذي|الذين|اللذين|اللتين|اللواتي)(?!\w)"))
 EVIDENCE_POPULATION = 10_000
+_ARMED_GROUP_WORDS = frozenset(normalize(w) for w in (
+    "حركة", "جبهة", "فصائل", "فصيل", "لواء", "ألوية", "كتائب", "كتيبة", "جيش", "قوات", "تنظيم",
+    "ميليشيا", "ميليشيات", "مليشيا", "حزب", "وحدات", "جماعة", "هيئة", "فيلق", "سرايا", "مجموعة",
+    "الجيش", "المعارضة", "الفصائل", "الجماعات", "المسلحة",
+))
 _CLAUSE_SPLIT = re.compile(r"[،,;:]|\s[-–]\s")
 
 
@@ -413,7 +418,8 @@ def _accused(tokens: list[Token], actors: list[Match[ActorRef]],
 def _with_tagged_organisations(text: str, tokens: list[Token], tags: list[str],
                                actors: list[Match[ActorRef]]) -> list[Match[ActorRef]]:
     """Armed groups the lexicon does not know ("حركة أحرار الشام") come from the tagger's ORG
-    spans; they keep their surface name and an id derived from it."""
+    spans that name a fighting body; they keep their surface name and an id derived from it.
+    Other organisations (the UN, a news agency) report events, they do not wage them."""
     known = {i for a in actors for i in range(a.first_token, a.end_token)}
     found = list(actors)
     i = 0
@@ -424,7 +430,8 @@ def _with_tagged_organisations(text: str, tokens: list[Token], tags: list[str],
         end = i + 1
         while end < len(tokens) and tags[end] == "I-ORG":
             end += 1
-        if not known & set(range(i, end)):
+        armed = any(form in _ARMED_GROUP_WORDS for t in tokens[i:end] for form, _ in clitic_forms(t.norm))
+        if armed and not known & set(range(i, end)):
             start, stop = tokens[i].start, tokens[end - 1].end
             surface = text[start:stop]
             found.append(Match(start, stop, surface, ActorRef(derived_actor_id(surface), surface),
