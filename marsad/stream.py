@@ -85,11 +85,14 @@ class Stream:
         self.progress = Progress()
         self._lag_labels: set[tuple[str, str]] = set()
         session = parse_duration(config.broker.session_timeout, "broker.session_timeout")
+        # faust keeps a folder per app (without creating its parents): under the data dir, not
+        # wherever marsad was started.
+        datadir = Path(config.service.data_dir) / f"faust-{self.topics.app_id}"
+        datadir.parent.mkdir(parents=True, exist_ok=True)
         settings: dict[str, Any] = dict(
             broker=f"kafka://{bootstrap}",
             store="memory://",
-            # faust keeps a folder per app; under the data dir, not wherever marsad was started.
-            datadir=str(Path(config.service.data_dir) / f"faust-{self.topics.app_id}"),
+            datadir=str(datadir),
             topic_partitions=self.topics.partitions,
             web_enabled=False,
             autodiscover=False,
