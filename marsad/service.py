@@ -18,9 +18,9 @@ import faust
 
 from marsad import logs, metrics
 from marsad.broker import EmbeddedBroker, Topics, broker_state_file, ensure_topics
-from marsad.config import Config, parse_duration
+from marsad.config import Config, ConfigError, parse_duration
 from marsad.records import Document
-from marsad.stream import Stream
+from marsad.stream import STAGES, Stream
 from ingest.documents import ReadReport, read_documents
 from processors.pipeline import Pipeline
 from sinks import Sink
@@ -29,6 +29,9 @@ from sinks.jsonl import JsonlSink
 from sinks.webhook import WebhookSink
 
 log = logging.getLogger("marsad")
+
+ROLES = ("fetch", *STAGES)
+PROCESSORS = {"dedup", "claims", "novelty"}
 
 EMBEDDED_WARNING = (
     "embedded broker on %s keeps every topic and table in memory only: all data is lost when "
@@ -52,17 +55,39 @@ def _run_worker(stream: Stream, config: Config,
                           redirect_stdouts=False, quiet=True)
     worker.spinner = None  # its terminal escapes would garble the alert lines on stdout
     if driver is not None:
-        worker.add_future(driver(worker))
+        # An app task starts once the app's producer and consumers are up; a bare future on the
+        # worker can run first and find no producer to send with.
+        async def drive() -> None:
+            await driver(worker)
+
+        stream.app.task(drive)
     try:
         worker.execute_from_commandline()
     except SystemExit:
         pass  # the worker always exits through SystemExit(0); callers decide the exit code
 
 
-def run_service(config: Config) -> int:
-    """The long-lived service until Ctrl-C or SIGTERM."""
+def parse_roles(text: str) -> frozenset[str]:
+    """``--role``: "all" or a comma-separated subset of ROLES."""
+    roles = {part.strip() for part in text.split(",") if part.strip()}
+    if "all" in roles:
+        return frozenset(ROLES)
+    unknown = roles - set(ROLES)
+    if unknown or not roles:
+        raise ConfigError(f"--role: expected 'all' or a comma-separated list of "
+                          f"{', '.join(ROLES)}; got {text!r}")
+    return frozenset(roles)
+
+
+def run_service(config: Config, roles: frozenset[str] = frozenset(ROLES)) -> int:
+    """The long-lived service until Ctrl-C or SIGTERM, running the agents of ``roles`` only:
+    "fetch" polls the feeds and replays ``[ingest] replay``, the others are Stream agents."""
+    if config.broker.embedded and roles != frozenset(ROLES):
+        raise ConfigError("--role: an embedded broker lives inside one process, so splitting "
+                          "roles needs a shared broker: set [broker] url = \"kafka://host:port\"")
     with ExitStack() as stack:
-        pipeline = Pipeline(config)
+        # The tagger and gazetteer take memory and start-up time a fetcher or sink never uses.
+        pipeline = Pipeline(config) if roles & PROCESSORS else None
         bootstrap = _start_broker(config, stack)
         topics = Topics(config.broker.topic_prefix, config.broker.partitions)
         ensure_topics(bootstrap, topics)
@@ -72,18 +97,21 @@ def run_service(config: Config) -> int:
             state.write_text(f"kafka://{bootstrap}\n")
             stack.callback(state.unlink, missing_ok=True)
         sinks: list[Sink] = []
-        if config.sinks.console:
+        delivers = "sinks" in roles
+        if config.sinks.console and delivers:
             sinks.append(ConsoleSink())
-        if config.sinks.jsonl:
+        if config.sinks.jsonl and delivers:
             sinks.append(stack.enter_context(_closing(JsonlSink(config.sinks.jsonl))))
-        stream = Stream(config, bootstrap, pipeline, sinks, embedded=config.broker.embedded)
-        for url in config.sinks.webhooks:
+        stream = Stream(config, bootstrap, pipeline, sinks, embedded=config.broker.embedded,
+                        roles=roles & set(STAGES))
+        for url in config.sinks.webhooks if delivers else ():
             sinks.append(stack.enter_context(_closing(WebhookSink(
                 url, Path(config.service.data_dir), stream.dead_alert,
                 secret=config.sinks.webhook_secret, retries=config.sinks.webhook_retries,
                 timeout=parse_duration(config.sinks.webhook_timeout, "sinks.webhook_timeout")))))
-        port = metrics.serve(config.metrics.port, config.metrics.host, "all")
-        log.warning("marsad running: broker %s, topics %s.*, towns %s, metrics %s",
+        role = "all" if roles == frozenset(ROLES) else ",".join(r for r in ROLES if r in roles)
+        port = metrics.serve(config.metrics.port, config.metrics.host, role)
+        log.warning("marsad running (%s): broker %s, topics %s.*, towns %s, metrics %s", role,
                     bootstrap, topics.prefix, ", ".join(t.name for t in config.towns),
                     f"http://localhost:{port}/metrics" if port else "off")
 
@@ -97,7 +125,7 @@ def run_service(config: Config) -> int:
             # Runs until the worker stops, which cancels it (Ctrl-C / SIGTERM).
             await run_feeds(config, stream.send_documents)
 
-        _run_worker(stream, config, feed_documents)
+        _run_worker(stream, config, feed_documents if "fetch" in roles else None)
     log.warning("marsad stopped")
     return 0
 
