@@ -172,7 +172,8 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
 def _check_partitions(bootstrap: str, topics: Topics) -> None:
     """A topic created by someone else (a producer with auto-create on, an older config) with
     other partition counts would make faust crash-loop on every record; say so at start-up."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="marsad-admin")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="marsad-admin",
+                             enable_auto_commit=False)
     try:
         wrong = []
         for name, expected in topics.layout().items():
