@@ -291,7 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--corpus", metavar="PATH", help="JSONL documents, optionally .gz "
                        "(default ../shared/data/corpus/jawharafm-ant-v1.1.jsonl.gz)")
     bench.add_argument("--workers", type=int, choices=(1, 2),
-                       help="worker processes in one consumer group (default: 1, then 2)")
+                       help="1: one process runs every stage; 2: dedup in one, claims, novelty "
+                            "and sinks in the other, as in docker-compose.yml (default: 1, then 2)")
+    bench.add_argument("--layout", nargs="+", metavar="ROLES",
+                       help="instead of --workers, one worker process per ROLES, e.g. "
+                            "--layout dedup,claims,novelty,sinks dedup,claims,novelty,sinks")
     bench.add_argument("--rate", type=float, metavar="R",
                        help="send R documents per second (default: as fast as possible)")
     bench.add_argument("--synthetic", type=float, default=0.05, metavar="SHARE",

@@ -9,9 +9,11 @@ runs the agents of its roles; ``[broker] partitions`` sets the count of unique, 
 - dedup: table ``dedup_documents`` (document id -> compact fingerprint record, see
   processors/dedup.py), fed by the single raw partition, because a document must meet every
   earlier one; one worker at a time owns it (others are standbys). It is
-  the one stage that sees all documents, so it does not scale out: it must stay cheap per
-  document (it is a few ms; see ``marsad bench``), and sharding it would mean partitioning raw by
-  a fingerprint band instead of by nothing.
+  the one stage that sees all documents, so it does not scale out, and sharding it would mean
+  partitioning raw by a fingerprint band instead of by nothing. It costs about 1 ms of CPU per
+  document but is serial (each document waits for the broker to take the previous one's output),
+  so it bounds the pipeline, more so when it shares its event loop with tagging: give it a
+  process of its own (``--role dedup``, as docker-compose.yml does; see ``marsad bench``).
 - claims: stateless, ``unique`` is keyed by doc id, so it scales with the partitions of
   ``unique`` (up to one worker per partition). It is the expensive stage (tagging).
 - novelty: table ``novelty`` keyed by town, co-partitioned with ``claims`` (keyed by town), so

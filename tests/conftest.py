@@ -48,15 +48,15 @@ def marsad(*args: str, cwd: Path, env: dict[str, str] | None = None,
 class Service:
     """`marsad run` as a child process, like a user starts it."""
 
-    def __init__(self, config: Path, cwd: Path):
-        self.config, self.cwd = config, cwd
+    def __init__(self, config: Path, cwd: Path, role: str = "all"):
+        self.config, self.cwd, self.role = config, cwd, role
         self.proc: subprocess.Popen[str] | None = None
         self.stdout = self.stderr = ""
 
     def start(self) -> Service:
         self.proc = subprocess.Popen([sys.executable, "-m", "marsad.cli", "run", "--config",
-                                      str(self.config)], cwd=self.cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                      str(self.config), "--role", self.role], cwd=self.cwd,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
