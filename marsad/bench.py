@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -105,7 +106,9 @@ class Result:
                 "docs_per_second": round(self.docs_per_second, 2),
                 "stage_ms": {s: round(v, 2) for s, v in self.stage_ms().items()},
                 "alerts": self.alerts, "duplicates": self.duplicates,
-                "latency_ms": {k: round(v, 1) for k, v in self.latency_ms().items()},
+                # No alerts (--synthetic 0 on a corpus without monitored towns): no percentiles.
+                "latency_ms": {k: None if math.isnan(v) else round(v, 1)
+                               for k, v in self.latency_ms().items()},
                 "peak_rss_mb": {"workers": [round(m) for m in self.peak_rss_mb],
                                 "broker": round(self.broker_rss_mb)}}
 
@@ -219,10 +222,11 @@ def start_workers(layout: list[str], config: Path, folder: Path) -> list[Worker]
         env = dict(os.environ, MARSAD_METRICS_PORT=str(port), MARSAD_SERVICE_DATA_DIR=str(data),
                    MARSAD_SINKS_JSONL=str(data / "alerts.jsonl"))
         log = data / "stderr.log"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "marsad.cli", "run", "--role", roles,
-             "--config", str(config)],
-            env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=folder)
+        with log.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "marsad.cli", "run", "--role", roles,
+                 "--config", str(config)],
+                env=env, stdout=subprocess.DEVNULL, stderr=stderr, cwd=folder)
         workers.append(Worker(proc, port, log))
     return workers
 
@@ -429,7 +433,7 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     except OSError:
-        pass
+        pass  # no /proc (not Linux): the core count alone
     return (f"{os.cpu_count()} cores{' (' + model + ')' if model else ''}, Python "
             f"{platform.python_version()}, {platform.system()} {platform.machine()}")
 

@@ -50,6 +50,7 @@ class BrokerConfig:
     session_timeout: str = "8s"
     # Tansu (the embedded broker) answers ListOffsets wrongly for batched records, so restored
     # tables miss updates; one record per producer batch avoids it. Always on when embedded.
+    # Also shortens faust's fetch wait, which Tansu sits out in full (marsad/tansu.py).
     single_record_batches: bool = False
 
     def validate(self) -> None:
