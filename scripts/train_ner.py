@@ -79,15 +79,14 @@ def corpus_sentences(path: Path) -> Iterator[list[str]]:
                     yield tokens
 
 
-def build_clusters(
-    sentences: Iterable[list[str]], sizes: list[int], min_count: int, dims: int, n_contexts: int, seed: int
-) -> dict[str, list[int]]:
-    """Cluster words by their distribution in running text, like Brown clusters but much faster.
+def word_vectors(
+    sentences: Iterable[list[str]], min_count: int, dims: int, n_contexts: int, seed: int
+) -> tuple[list[str], np.ndarray]:
+    """Unit-length vectors of the words seen at least ``min_count`` times, most frequent first.
 
     Each word is described by positive PMI with the words at offsets -2, -1, +1 and +2 (kept apart:
     left and right neighbours say different things, which is what separates a first name from a
-    town), reduced by a truncated SVD; k-means then cuts the space at several granularities and
-    the CRF gets one feature per granularity.
+    town), reduced by a truncated SVD (Levy et al. 2015: as good as word2vec on small corpora).
     """
     counts: Counter[str] = Counter()
     docs: list[list[str]] = []
@@ -128,7 +127,12 @@ def build_clusters(
     u, s, _ = randomized_svd(ppmi, n_components=dims, random_state=seed)
     vectors = u * np.sqrt(s)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9
+    return vocab, vectors
 
+
+def build_clusters(vocab: list[str], vectors: np.ndarray, sizes: list[int], seed: int) -> dict[str, list[int]]:
+    """Cut the word vectors by k-means at several granularities, like Brown clusters but much
+    faster; the CRF gets one feature per granularity."""
     assignments = []
     for size in sizes:
         km = MiniBatchKMeans(n_clusters=size, random_state=seed, batch_size=4096, n_init=3)
@@ -289,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     train_tags = [[tag or "O" for _, tag in s] for s in train]
     sizes = [int(x) for x in args.cluster_sizes.split(",") if x]
     text = [*corpus_sentences(args.corpus), *train_tokens]
-    clusters = build_clusters(text, sizes, args.cluster_min_count, args.cluster_dims, args.cluster_contexts, args.seed)
+    vocab, vectors = word_vectors(text, args.cluster_min_count, args.cluster_dims, args.cluster_contexts, args.seed)
+    clusters = build_clusters(vocab, vectors, sizes, args.seed)
     lexicon = Lexicon(cluster_sizes=sizes, clusters=clusters, gazetteer=build_gazetteer(args.min_population))
     log(f"lexicon: {len(clusters):,} clustered words, {len(lexicon.gazetteer):,} gazetteer names")
 

@@ -65,6 +65,9 @@ class Service:
         out, err = self.proc.communicate(timeout=60)
         self.stdout += out
         self.stderr += err
+        # Into the test's captured output, which pytest shows when the test fails: the service's
+        # own log is what explains a timeout.
+        sys.stderr.write(f"--- service stderr ---\n{err}")
         return self.proc.returncode
 
 

@@ -69,6 +69,9 @@ host = "127.0.0.1"
 
 [service]
 data_dir = "{tmp_path / 'data'}"
+
+[log]
+level = "info"
 ''', encoding="utf-8")
     return config
 
