@@ -14,7 +14,7 @@ from marsad.records import Actor, Claim, Document
 from processors.actors import ActorLexicon, ActorRef, derived_actor_id
 from processors.gazetteer import Gazetteer, MonitoredTowns
 from processors.mentions import is_common_word, judge_mention
-from processors.normalize import Token, clitic_forms, normalize, tokenize
+from processors.normalize import Token, char_forms, clitic_forms, normalize, tokenize
 from processors.phrases import Match
 from processors.sentences import Sentence, split_sentences
 from processors.taggers import Tagger
@@ -206,8 +206,10 @@ class ClaimExtractor:
     def analyse(self, doc: Document) -> Extraction:
         """The document's claims, and the entities found in its sentences about monitored towns."""
         # A headline can carry the claim on its own; its offsets are into the title.
-        sentences = [*split_sentences(doc.title or ""), *split_sentences(doc.text)]
         result = Extraction([], Counter())
+        if not self.towns.may_name(char_forms(f"{doc.title or ''}\n{doc.text}")):
+            return result
+        sentences = [*split_sentences(doc.title or ""), *split_sentences(doc.text)]
         seen: set[str] = set()
         for sentence in sentences:
             for claim in self._sentence_claims(doc, sentence, result.entities):

@@ -94,6 +94,10 @@ class Gazetteer:
     def suggest(self, name: str, limit: int = 3) -> list[str]:
         return difflib.get_close_matches(normalize(name), self._names.keys(), n=limit, cutoff=0.6)
 
+    def may_name(self, norm_text: str) -> bool:
+        """False when ``norm_text`` (processors.normalize.char_forms) names none of the places."""
+        return self._names.may_occur(norm_text)
+
     def matches(self, text: str, tokens: list[Token]) -> list[Match[Place]]:
         """Every place named in ``text`` (already tokenised), with its token span."""
         return self._names.find(text, tokens)

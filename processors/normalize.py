@@ -41,6 +41,11 @@ def _char_form(char: str) -> str:
     return "" if char in _DROPPED else normalize(char) or char
 
 
+def char_forms(text: str) -> str:
+    """``text`` with every character in its matching form, as the tokens' ``norm`` are built."""
+    return "".join(map(_char_form, text))
+
+
 def normalize_char(char: str) -> str:
     """One character's matching form ('' for diacritics and tatweel), so offsets stay mappable."""
     return _char_form(char)

@@ -6,6 +6,7 @@ A name matches whole normalised tokens, so a name is never found inside a longer
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -38,12 +39,30 @@ class PhraseIndex(Generic[T]):
     def __init__(self, max_tokens: int = 5):
         self.max_tokens = max_tokens
         self._index: dict[tuple[str, ...], list[T]] = {}
+        self._anchors: re.Pattern[str] | None = None
 
     def add(self, name: str, value: T) -> None:
         for key in phrase_keys(name):
             bucket = self._index.setdefault(key, [])
             if value not in bucket:
                 bucket.append(value)
+        self._anchors = None
+
+    def may_occur(self, norm_text: str) -> bool:
+        """False only when no indexed name can be in a text whose characters were normalised
+        like tokens are (processors.normalize.char_forms): a cheap test that spares tokenising
+        the many texts that name none of a few monitored towns.
+
+        Each name has an anchor that any match contains: its last token, which is matched
+        whole, or for a one-word name the word without a leading alef (clitics go before it,
+        and ل + ال drops the alef: للبوكمال).
+        """
+        if self._anchors is None:
+            anchors = {key[-1] if len(key) > 1 else key[0][1:] if key[0][:2] == "ال" else key[0]
+                       for key in self._index}
+            self._anchors = re.compile(
+                "|".join(map(re.escape, sorted(anchors, key=len, reverse=True))) or "(?!)")
+        return self._anchors.search(norm_text) is not None
 
     def get(self, name: str) -> list[T]:
         for key in phrase_keys(name):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ class JsonlSink:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._seen = self._existing_ids()
+        self._lock = asyncio.Lock()
         self._file = self.path.open("a", encoding="utf-8")
         if not _ends_with_newline(self.path):
             # Start after a line torn by a crash, not glued onto it.
@@ -40,13 +42,19 @@ class JsonlSink:
         return seen
 
     async def deliver(self, alert: Alert) -> bool:
-        if alert.alert_id in self._seen:
-            return False
-        self._file.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
+        async with self._lock:
+            if alert.alert_id in self._seen:
+                return False
+            # fsync waits for the disk, which can take long on a busy volume: in a thread, so
+            # the event loop keeps serving the broker meanwhile.
+            await asyncio.to_thread(self._append, json.dumps(alert.to_dict(), ensure_ascii=False))
+            self._seen.add(alert.alert_id)
+            return True
+
+    def _append(self, line: str) -> None:
+        self._file.write(line + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
-        self._seen.add(alert.alert_id)
-        return True
 
     def close(self) -> None:
         self._file.close()

@@ -3,7 +3,7 @@
 import pytest
 
 from processors.gazetteer import Gazetteer, MonitoredTowns, UnknownPlace
-from processors.normalize import clitic_forms, normalize, tokenize
+from processors.normalize import char_forms, clitic_forms, normalize, tokenize
 from processors.sentences import split_sentences
 
 ABU_KAMAL = "geonames:174448"
@@ -52,6 +52,22 @@ def test_town_variants_resolve_with_exact_offsets(towns, text, surface):
     assert [(m.id, m.surface) for m, _ in found] == [(ABU_KAMAL, surface)]
     mention = found[0][0]
     assert text[mention.start:mention.end] == surface
+
+
+@pytest.mark.parametrize("text, surface", [
+    ("سيطر الجيش على البوكمال أمس", "البوكمال"),
+    ("تعزيزات للبوكمال", "لبوكمال"),
+    ("وصلت القوات إلى أَبو كـمال", "أَبو كـمال"),
+    ("في البو كمال", "البو كمال"),
+])
+def test_quick_test_never_misses_a_town_the_full_match_finds(towns, text, surface):
+    # Claim extraction skips documents the quick test rules out, so a miss would be a lost alert.
+    assert [m.surface for m, _ in towns.find(text, tokenize(text))] == [surface]
+    assert towns.may_name(char_forms(text))
+
+
+def test_quick_test_rules_out_text_without_the_town(towns):
+    assert not towns.may_name(char_forms("انعقد اجتماع في تونس العاصمة حول قائمة المترشحين"))
 
 
 def test_qaim_only_as_a_whole_word(gazetteer):
