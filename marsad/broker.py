@@ -156,8 +156,11 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
             time.sleep(0.5)
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, count, 1) for name, count in topics.layout().items()
-                   if name not in existing]
+        # Changelogs are compacted, as faust would create them: with the broker's default
+        # (delete after 7 days) a restarted worker would forget what it had not updated lately.
+        missing = [NewTopic(name, count, 1, topic_configs=(
+                       {"cleanup.policy": "compact"} if name.endswith("-changelog") else {}))
+                   for name, count in topics.layout().items() if name not in existing]
         if missing:
             try:
                 admin.create_topics(missing)

@@ -145,11 +145,12 @@ def _print_alert(raw: bytes, wanted_town: str | None, as_json: bool) -> None:
     try:
         data = json.loads(raw)
         alert = Alert.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
-        log.warning("alerts: skipped a message that is not an alert (%s)", exc)
+        names = (normalize(alert.town.name_ar), alert.town.id, normalize(alert.town.name_en or ""))
+    except Exception as exc:  # noqa: BLE001 - anyone can write to the topic; one bad record is skipped
+        log.warning("alerts: skipped a message that is not an alert (%s: %s)",
+                    type(exc).__name__, exc)
         return
-    if wanted_town and wanted_town not in (normalize(alert.town.name_ar), alert.town.id,
-                                           normalize(alert.town.name_en or "")):
+    if wanted_town and wanted_town not in names:
         return
     print(json.dumps(data, ensure_ascii=False) if as_json else format_alert(alert), flush=True)
 

@@ -36,8 +36,11 @@ def configure(config: LogConfig) -> None:
     root.handlers[:] = [handler]
     level = getattr(logging, config.level.upper())
     root.setLevel(level)
+    # Libraries speak at INFO only when asked for debug: their rebalances and recoveries are what
+    # explains a stalled worker, and too much otherwise.
+    chatty = logging.INFO if level <= logging.DEBUG else max(level, logging.WARNING)
     for name in _CHATTY:
-        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+        logging.getLogger(name).setLevel(chatty)
 
 
 def quiet_clients() -> None:

@@ -40,6 +40,11 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# Published times later than arrival plus this are not believed: one mis-dated article must not
+# expire a stage's whole window (deduplication, novelty).
+CLOCK_SKEW = 86400.0
+
+
 def parse_time(value: str | None) -> datetime | None:
     """ISO 8601 to an aware datetime; naive times are taken as UTC."""
     if not value:

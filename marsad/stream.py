@@ -31,7 +31,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from datetime import datetime, timezone
@@ -52,6 +52,31 @@ log = logging.getLogger(__name__)
 # The agents a process can run; `marsad run --role` adds "fetch" (feeds and replay) to these.
 STAGES = ("dedup", "claims", "novelty", "sinks")
 LAG_INTERVAL = 10.0
+# A source partition with records waiting and no progress for this many lag ticks is stalled.
+STALL_TICKS = 3
+
+
+class StallDetector:
+    """Source partitions whose committed offset has not moved for ``ticks`` observations in a row
+    while records wait after it."""
+
+    def __init__(self, ticks: int):
+        self.ticks = ticks
+        self._seen: dict[Hashable, tuple[int, int]] = {}  # partition -> (committed, still ticks)
+
+    def observe(self, partition: Hashable, committed: int, end: int) -> bool:
+        previous = self._seen.get(partition)
+        still = previous[1] + 1 if previous and previous[0] == committed and end > committed else 0
+        self._seen[partition] = (committed, still)
+        return still >= self.ticks
+
+    def keep(self, partitions: Iterable[Hashable]) -> None:
+        """Forget partitions no longer assigned."""
+        kept = set(partitions)
+        self._seen = {tp: v for tp, v in self._seen.items() if tp in kept}
+
+    def reset(self) -> None:
+        self._seen.clear()
 
 
 @dataclass
@@ -86,6 +111,7 @@ class Stream:
         self.sinks = sinks
         self.progress = Progress()
         self._lag_labels: set[tuple[str, str]] = set()
+        self._stalls = StallDetector(STALL_TICKS)
         session = parse_duration(config.broker.session_timeout, "broker.session_timeout")
         # faust keeps a folder per app (without creating its parents): under the data dir, not
         # wherever marsad was started.
@@ -155,6 +181,8 @@ class Stream:
                             value = dumps(result.annotate(doc))
                             metrics.DEDUP_UPDATES.inc()
                         # Remembered only once the broker has it: a crash in between re-sends.
+                        log.debug("dedup: %s (%s[%s]@%s) passing on", doc.id, event.message.topic,
+                                  event.message.partition, event.message.offset)
                         await (await unique.send(key=doc.id.encode(), value=value))
                         pipeline.dedup.remember(doc, result, dedup_table)
                         metrics.DOCUMENTS_OUT.labels("dedup").inc()
@@ -181,6 +209,7 @@ class Stream:
                     continue
                 for kind, count in extraction.entities.items():
                     metrics.ENTITIES.labels(kind).inc(count)
+                log.debug("claims: %s: %d claim(s)", doc.id, len(found))
                 progress.bump(claims_pending=len(found))
                 for claim in found:
                     metrics.CLAIMS.labels(claim.event_type, claim.modality).inc()
@@ -231,6 +260,8 @@ class Stream:
                         metrics.SINK_DELIVERIES.labels(sink.name, "error").inc()
                         metrics.ERRORS.labels("sinks", type(exc).__name__).inc()
                         log.error("sink %s failed for alert %s: %s", sink.name, alert.alert_id, exc)
+                        # The offset moves on: the dead topic keeps the alert for this sink.
+                        await self.dead_alert(alert, sink.name, f"{type(exc).__name__}: {exc}")
                 _finished("sinks", started)
                 progress.bump(alerts_pending=-1)
 
@@ -245,7 +276,8 @@ class Stream:
             self.app.timer(LAG_INTERVAL, name="marsad.lag")(self._measure_lag)
 
     async def _measure_lag(self, _app: faust.App) -> None:
-        """Sets marsad_consumer_lag_messages for this worker's source partitions.
+        """Sets marsad_consumer_lag_messages for this worker's source partitions, and fetches
+        again when one of them stalls (see _unstall).
 
         The end offset comes from ListOffsets LATEST. Tansu answers it with the start of the last
         record batch plus one, so against the embedded broker, with records produced in batches
@@ -264,13 +296,38 @@ class Stream:
         # private, which the pin of faust-streaming to 0.15 in pyproject.toml makes safe.
         committed = consumer._committed_offset
         current = set()
+        stalled = []
         for tp, end in ends.items():
             done = committed.get(tp) or 0
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
             current.add((tp.topic, str(tp.partition)))
+            if self._stalls.observe(tp, done, end):
+                stalled.append(f"{tp.topic}[{tp.partition}]@{done} ({end - done} waiting)")
         for labels in self._lag_labels - current:  # partitions moved to another worker
             metrics.CONSUMER_LAG.remove(*labels)
         self._lag_labels = current
+        self._stalls.keep(ends.keys())
+        if stalled:
+            await self._unstall(stalled)
+
+    async def _unstall(self, stalled: list[str]) -> None:
+        """Fetch again from the committed offsets.
+
+        faust 0.15 can drop records that its consumer thread fetched while a rebalance's recovery
+        was seeking the stream partitions (seen on restarts with records arriving at that moment):
+        the consumer's position is past them, nothing processes them and nothing fetches them
+        again. Seeking back to the committed offsets fetches them again; records processed but
+        not yet committed come twice, which every stage tolerates (at-least-once).
+        """
+        metrics.ERRORS.labels("consumer", "stalled").inc()
+        log.warning("consumer stalled on %s: fetching again from the committed offsets",
+                    ", ".join(stalled))
+        try:
+            await self.app.consumer.perform_seek()
+        except Exception as exc:  # noqa: BLE001 - a rebalance in between; the next ticks retry
+            log.warning("consumer stalled: seek failed: %s", exc)
+            return
+        self._stalls.reset()
 
     async def _dead(self, stage: str, event: Any, exc: Exception) -> None:
         reason = type(exc).__name__ if not isinstance(exc, RecordError) else "invalid_record"

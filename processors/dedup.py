@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 from datasketch import MinHash
 
-from marsad.records import Document, parse_time
+from marsad.records import CLOCK_SKEW, Document, parse_time
 from processors.boilerplate import StorySentence, matching_form, story_sentences
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,6 @@ MIN_CLAUSE = 3
 # only when most of its words are new to a: a different lead, not a paraphrase.
 REWORDING_NEW_SHARE = 0.7
 MAX_CANDIDATES = 32
-# Published times later than arrival plus this are not believed: one mis-dated article must not
-# expire everything else.
-CLOCK_SKEW = 86400.0
 DEFAULT_MAX_DOCUMENTS = 200_000
 
 # Arabic-Indic digits and hamza seats (مسؤول/مسئول) vary between sites without changing a word.

@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from marsad.records import Alert, Claim, parse_time
+from marsad.records import CLOCK_SKEW, Alert, Claim, parse_time
 from processors.normalize import normalize
 
 MAX_SOURCES = 50
@@ -57,7 +57,12 @@ def _alert_id(signature: str, first_doc: str) -> str:
 
 def _claim_time(claim: Claim) -> float:
     published = parse_time(claim.published)
-    return published.timestamp() if published else claim.ingested_at
+    if published is None:
+        return claim.ingested_at
+    if not claim.ingested_at:
+        return published.timestamp()
+    # A claim dated years ahead would otherwise push every known claim of its town out of the window.
+    return min(published.timestamp(), claim.ingested_at + CLOCK_SKEW)
 
 
 def _contradicted(claim: Claim, known: dict[str, dict[str, Any]]) -> list[str]:

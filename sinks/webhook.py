@@ -79,7 +79,7 @@ class WebhookSink:
     async def deliver(self, alert: Alert) -> bool:
         if alert.alert_id in self.ledger or alert.alert_id in self._pending:
             return False
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
         self._pending.add(alert.alert_id)
         await self._queue.put(alert)
@@ -94,6 +94,12 @@ class WebhookSink:
                 alert = await self._queue.get()
                 try:
                     await self._post(session, alert)
+                except Exception as exc:  # noqa: BLE001 - e.g. a full disk under the ledger
+                    # The task must outlive one bad delivery, or every later alert would wait
+                    # in the queue for ever.
+                    log.error("webhook %s: alert %s failed: %s: %s", redact_url(self.url),
+                              alert.alert_id, type(exc).__name__, exc)
+                    await self._give_up(alert, f"{type(exc).__name__}: {exc}")
                 finally:
                     self._pending.discard(alert.alert_id)
                     self._queue.task_done()
@@ -123,7 +129,14 @@ class WebhookSink:
                 await asyncio.sleep(min(wait, 300.0))
         log.error("webhook %s: giving up on alert %s after %d attempts (%s)",
                   redact_url(self.url), alert.alert_id, attempt + 1, reason)
-        await self.on_failure(alert, redact_url(self.url), reason)
+        await self._give_up(alert, reason)
+
+    async def _give_up(self, alert: Alert, reason: str) -> None:
+        try:
+            await self.on_failure(alert, redact_url(self.url), reason)
+        except Exception as exc:  # noqa: BLE001 - the broker is gone too; the log is all that is left
+            log.error("webhook %s: alert %s could not be dead-lettered either: %s",
+                      redact_url(self.url), alert.alert_id, exc)
 
     async def drain(self) -> None:
         """Wait until every queued alert was delivered or given up (tests, batch runs)."""

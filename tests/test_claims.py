@@ -1,5 +1,7 @@
 """Claims from sentences about monitored towns, and novelty judged per town."""
 
+from datetime import datetime, timezone
+
 import pytest
 
 from marsad.config import default_config
@@ -78,6 +80,19 @@ def test_novelty_new_then_repeat_then_new_episode(pipeline):
     assert v3.outcome == "new" and v3.alert.alert_id != v1.alert.alert_id
     # Judging the same claim from the same state gives the same alert id (replays are stable).
     assert judge.judge(first, None).alert.alert_id == v1.alert.alert_id
+
+
+def test_a_misdated_claim_does_not_wipe_the_towns_history(pipeline):
+    now = datetime.now(timezone.utc).isoformat()
+    first = claims_of(pipeline, "قصفت طائرات روسية مواقع داعش في البوكمال.", published=now)[0]
+    # A feed dated this article two centuries ahead: it is taken as arriving now.
+    future = claims_of(pipeline, "اندلعت اشتباكات عنيفة في البوكمال.",
+                       published="2204-01-01T00:00:00+00:00")[0]
+    again = claims_of(pipeline, "طائرات روسية تقصف مواقع داعش في البوكمال مجددا.", published=now)[0]
+    judge = pipeline.novelty
+    state = judge.judge(first, None).state
+    state = judge.judge(future, state).state
+    assert judge.judge(again, state).outcome == "repeat"
 
 
 def test_background_claims_raise_nothing(pipeline):

@@ -95,6 +95,37 @@ def test_webhook_gives_up_to_the_dead_letter_callback(tmp_path):
     assert "abc" not in where  # credentials never reach logs or the dead topic
 
 
+def test_webhook_keeps_delivering_after_an_unexpected_failure(tmp_path):
+    async def scenario():
+        received: list = []
+        failures: list = []
+        runner, url = await serve([], received)
+
+        async def failed(alert, where, reason):
+            failures.append((alert.alert_id, reason))
+
+        sink = WebhookSink(url, tmp_path, failed, retries=0)
+        record = sink.ledger.add
+
+        def disk_full_once(alert_id):
+            sink.ledger.add = record
+            raise OSError(28, "No space left on device")
+
+        sink.ledger.add = disk_full_once
+        await sink.deliver(make_alert("a3"))
+        await sink.drain()
+        await sink.deliver(make_alert("a4"))
+        await sink.drain()
+        sink.close()
+        await runner.cleanup()
+        return received, failures
+
+    received, failures = run(scenario())
+    assert [body["alert_id"] for _, body in received] == ["a3", "a4"]
+    [(alert_id, reason)] = failures
+    assert alert_id == "a3" and "No space left" in reason
+
+
 def test_jsonl_sink_is_idempotent_across_restarts_and_survives_a_torn_line(tmp_path):
     path = tmp_path / "alerts.jsonl"
     sink = JsonlSink(path)
