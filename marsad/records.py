@@ -45,6 +45,11 @@ def utc_now() -> str:
 CLOCK_SKEW = 86400.0
 
 
+def believed_time(published: datetime, arrived: float) -> float:
+    """A published time as the windowed stages use it: never beyond arrival plus CLOCK_SKEW."""
+    return min(published.timestamp(), arrived + CLOCK_SKEW)
+
+
 def parse_time(value: str | None) -> datetime | None:
     """ISO 8601 to an aware datetime; naive times are taken as UTC."""
     if not value:

@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 from datasketch import MinHash
 
-from marsad.records import CLOCK_SKEW, Document, parse_time
+from marsad.records import Document, believed_time, parse_time
 from processors.boilerplate import StorySentence, matching_form, story_sentences
 
 log = logging.getLogger(__name__)
@@ -599,7 +599,7 @@ class Deduplicator:
         published = parse_time(doc.published) if doc.published else None
         arrived = doc.ingested_at or time.time()
         if published is not None:
-            return min(published.timestamp(), arrived + CLOCK_SKEW), True
+            return believed_time(published, arrived), True
         newest = self._newest_published
         if newest != float("-inf") and arrived > newest + self.window:
             return newest, False

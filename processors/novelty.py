@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from marsad.records import CLOCK_SKEW, Alert, Claim, parse_time
+from marsad.records import Alert, Claim, believed_time, parse_time
 from processors.normalize import normalize
 
 MAX_SOURCES = 50
@@ -59,10 +59,8 @@ def _claim_time(claim: Claim) -> float:
     published = parse_time(claim.published)
     if published is None:
         return claim.ingested_at
-    if not claim.ingested_at:
-        return published.timestamp()
     # A claim dated years ahead would otherwise push every known claim of its town out of the window.
-    return min(published.timestamp(), claim.ingested_at + CLOCK_SKEW)
+    return believed_time(published, claim.ingested_at) if claim.ingested_at else published.timestamp()
 
 
 def _contradicted(claim: Claim, known: dict[str, dict[str, Any]]) -> list[str]:

@@ -85,7 +85,7 @@ def test_novelty_new_then_repeat_then_new_episode(pipeline):
 def test_a_misdated_claim_does_not_wipe_the_towns_history(pipeline):
     now = datetime.now(timezone.utc).isoformat()
     first = claims_of(pipeline, "قصفت طائرات روسية مواقع داعش في البوكمال.", published=now)[0]
-    # A feed dated this article two centuries ahead: it is taken as arriving now.
+    # A feed dated this article two centuries ahead: it counts as at most a day after arrival.
     future = claims_of(pipeline, "اندلعت اشتباكات عنيفة في البوكمال.",
                        published="2204-01-01T00:00:00+00:00")[0]
     again = claims_of(pipeline, "طائرات روسية تقصف مواقع داعش في البوكمال مجددا.", published=now)[0]
