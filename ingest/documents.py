@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from marsad.metrics import SKIPPED_INPUTS
-from marsad.records import Document, RecordError
+from marsad.records import Document, RecordError, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,11 @@ def read_text_document(path: Path, report: ReadReport) -> Document | None:
         return None
     title = lines[first].strip()
     body = "\n".join(lines[first + 1 :]).strip() or title
-    return Document.from_dict({"title": title, "text": body, "source": path.name})
+    try:
+        return Document.from_dict({"title": title, "text": body, "source": path.name})
+    except RecordError as exc:
+        report.skip(str(path), str(exc), _kind(exc))
+        return None
 
 
 def read_jsonl(path: Path, report: ReadReport) -> Iterator[Document]:
@@ -86,12 +90,19 @@ def read_jsonl(path: Path, report: ReadReport) -> Iterator[Document]:
                     yield Document.from_dict(json.loads(line))
                 except json.JSONDecodeError as exc:
                     report.skip(f"{path}:{number}", f"malformed JSON ({exc.msg})", "malformed_json")
+                except RecursionError:
+                    report.skip(f"{path}:{number}", "malformed JSON (nested too deeply)",
+                                "malformed_json")
                 except RecordError as exc:
-                    report.skip(f"{path}:{number}", str(exc), "invalid_document")
+                    report.skip(f"{path}:{number}", str(exc), _kind(exc))
     except UnicodeDecodeError:
         report.skip(str(path), "not UTF-8 text", "wrong_encoding")
     except (OSError, EOFError) as exc:
         report.skip(str(path), getattr(exc, "strerror", None) or str(exc), "unreadable_file")
+
+
+def _kind(exc: RecordError) -> str:
+    return "too_large" if isinstance(exc, TooLarge) else "invalid_document"
 
 
 def read_documents(paths: list[str | Path], report: ReadReport | None = None) -> Iterator[Document]:

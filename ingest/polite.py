@@ -111,6 +111,8 @@ class Robots:
         key = origin(url)
         rules = self._rules.get(key)
         if rules is None or rules.expires < time.monotonic():
+            if key not in self._locks and len(self._locks) >= _MAX_IDLE_HOSTS:
+                self._forget_expired()
             lock = self._locks.setdefault(key, asyncio.Lock())
             async with lock:
                 rules = self._rules.get(key)
@@ -123,6 +125,16 @@ class Robots:
             error.result = rules.error.result
             raise error
         return rules.parser is None or rules.parser.can_fetch(ROBOTS_TOKEN, url)
+
+    def _forget_expired(self) -> None:
+        """Articles link to ever more hosts over months; rules past their time are fetched
+        again anyway, so they and their idle locks need not stay."""
+        now = time.monotonic()
+        for key in [k for k, r in self._rules.items() if r.expires < now]:
+            del self._rules[key]
+        for key in [k for k, lock in self._locks.items()
+                    if k not in self._rules and not lock.locked()]:
+            del self._locks[key]
 
     async def _load(self, url: str, feed: str) -> _Rules:
         parts = urlsplit(url)

@@ -30,7 +30,7 @@ from ingest.polite import HostGate, Robots
 from ingest.state import Feed, FeedState, FeedStore, active_feeds, state_path
 from marsad import metrics
 from marsad.config import Config, parse_duration
-from marsad.records import Document, RecordError
+from marsad.records import Document, RecordError, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class Poller:
         except RecordError as exc:
             log.info("feed %s: item %s is not a valid document: %s", feed.name,
                      redact_text(item.identity), exc)
-            return self._skip(feed, item, "invalid")
+            return self._skip(feed, item, "too_large" if isinstance(exc, TooLarge) else "invalid")
 
     async def _article(self, feed: Feed, item: FeedItem) -> Article | None:
         if item.link is None:

@@ -94,9 +94,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
     from marsad.broker import Topics
-    from marsad.records import Alert
     from processors.normalize import normalize
-    from sinks.console import format_alert
 
     config = _config(args)
     bootstrap = _bootstrap(args, config)

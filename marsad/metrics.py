@@ -64,13 +64,34 @@ FEED_FETCHES = Counter("marsad_feed_fetches_total", "HTTP fetches by feed, kind 
 FEED_ITEMS = Counter("marsad_feed_items_emitted_total", "New feed items sent to the raw topic",
                      ["feed"])
 FEED_ITEMS_SKIPPED = Counter("marsad_feed_items_skipped_total",
-                             "New feed items not sent, by reason (non_arabic, empty, invalid)",
+                             "New feed items not sent, by reason (non_arabic, empty, invalid, too_large)",
                              ["feed", "reason"])
 FEED_LAST_SUCCESS = Gauge("marsad_feed_last_success_timestamp_seconds",
                           "When a feed was last fetched successfully (200 or 304)", ["feed"])
 FEED_FETCH_LATENCY = Histogram("marsad_feed_fetch_duration_seconds",
                                "Time of one HTTP fetch, redirects and body included",
                                ["feed", "kind"], buckets=_LATENCY_BUCKETS)
+
+
+class BoundedLabel:
+    """Label values taken from input (a document's source): the first ``limit`` distinct ones
+    as they are, every later one as ``other``. Each value is a time series on the Prometheus
+    server, and any producer can write documents with made-up sources."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._known: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value not in self._known:
+            if len(self._known) >= self.limit:
+                return "other"
+            self._known.add(value)
+        return value
+
+
+# Real deployments poll tens of feeds; a few hundred sources leaves room for files replayed.
+SYNDICATED_SOURCE = BoundedLabel(300)
 
 
 def serve(port: int, host: str, role: str) -> int | None:

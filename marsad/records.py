@@ -35,6 +35,19 @@ log = logging.getLogger(__name__)
 class RecordError(ValueError):
     """A message or input line that is not a valid record; the message says which field."""
 
+    reason = "invalid_record"  # the label it is counted under (dead letters, skipped inputs)
+
+
+class TooLarge(RecordError):
+    reason = "too_large"
+
+
+# Kafka's default message limit is 1 MB (the producers' max_request_size too), and a document
+# travels on as a larger record (dedup adds the new sentences): past half of it, a document would
+# fail to send at some stage, on every retry. No news article comes near; the largest of the 10k
+# corpus articles is 10k characters.
+MAX_DOCUMENT_BYTES = 512 * 1024
+
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -112,6 +125,9 @@ class Document:
     def from_dict(cls, data: Any) -> Document:
         if not isinstance(data, dict):
             raise RecordError("document: expected a JSON object")
+        size = len(json.dumps(data, ensure_ascii=False).encode())
+        if size > MAX_DOCUMENT_BYTES:
+            raise TooLarge(f"document: {size} bytes of JSON, more than {MAX_DOCUMENT_BYTES}")
         text = data.get("text")
         if not isinstance(text, str):
             raise RecordError("text: required, must be a string")
@@ -327,3 +343,5 @@ def loads(raw: bytes | str) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(f"not JSON: {exc}") from exc
+    except RecursionError:
+        raise RecordError("not JSON: nested too deeply") from None

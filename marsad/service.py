@@ -105,10 +105,12 @@ def run_service(config: Config, roles: frozenset[str] = frozenset(ROLES)) -> int
         stream = Stream(config, bootstrap, pipeline, sinks, embedded=config.broker.embedded,
                         roles=roles & set(STAGES))
         for url in config.sinks.webhooks if delivers else ():
-            sinks.append(stack.enter_context(_closing(WebhookSink(
+            webhook = WebhookSink(
                 url, Path(config.service.data_dir), stream.dead_alert,
                 secret=config.sinks.webhook_secret, retries=config.sinks.webhook_retries,
-                timeout=parse_duration(config.sinks.webhook_timeout, "sinks.webhook_timeout")))))
+                timeout=parse_duration(config.sinks.webhook_timeout, "sinks.webhook_timeout"))
+            sinks.append(stack.enter_context(_closing(webhook)))
+            stream.app.task(webhook.resume)
         role = "all" if roles == frozenset(ROLES) else ",".join(r for r in ROLES if r in roles)
         port = metrics.serve(config.metrics.port, config.metrics.host, role)
         log.warning("marsad running (%s): broker %s, topics %s.*, towns %s, metrics %s", role,

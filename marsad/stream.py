@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 # The agents a process can run; `marsad run --role` adds "fetch" (feeds and replay) to these.
 STAGES = ("dedup", "claims", "novelty", "sinks")
 LAG_INTERVAL = 10.0
+# The part of a poison message a dead letter carries (see _dead).
+DEAD_PAYLOAD_BYTES = 64 * 1024
 # A source partition with records waiting and no progress for this many lag ticks is stalled.
 STALL_TICKS = 3
 
@@ -171,7 +173,8 @@ class Stream:
                     if result.duplicate_of is not None:
                         metrics.DUPLICATES.labels(result.kind).inc()
                         if result.kind != "redelivered":
-                            metrics.SYNDICATED.labels(doc.source or "unknown").inc()
+                            metrics.SYNDICATED.labels(
+                                metrics.SYNDICATED_SOURCE(doc.source or "unknown")).inc()
                         log.info("duplicate %s of %s (%s)", doc.id, result.duplicate_of,
                                  result.kind)
                     else:
@@ -330,7 +333,7 @@ class Stream:
         self._stalls.reset()
 
     async def _dead(self, stage: str, event: Any, exc: Exception) -> None:
-        reason = type(exc).__name__ if not isinstance(exc, RecordError) else "invalid_record"
+        reason = exc.reason if isinstance(exc, RecordError) else type(exc).__name__
         metrics.ERRORS.labels(stage, reason).inc()
         metrics.DEAD_LETTERS.labels(stage, reason).inc()
         message = event.message
@@ -346,9 +349,13 @@ class Stream:
             "topic": message.topic,
             "partition": message.partition,
             "offset": message.offset,
-            "payload": value.decode("utf-8", errors="replace"),
+            "payload": value[:DEAD_PAYLOAD_BYTES].decode("utf-8", errors="replace"),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        if len(value) > DEAD_PAYLOAD_BYTES:
+            # A letter must fit the broker's message limit; topic, partition and offset say
+            # where the whole message is, for as long as that topic keeps it.
+            letter["payload_bytes"] = len(value)
         await self.dead_topic.send(key=event.key, value=dumps(letter))
 
     async def dead_alert(self, alert: Alert, where: str, reason: str) -> None:

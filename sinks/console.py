@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from marsad.records import Alert
+from sinks import RecentIds
 
 
 def format_alert(alert: Alert) -> str:
@@ -25,7 +26,7 @@ class ConsoleSink:
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
-        self._seen: set[str] = set()
+        self._seen = RecentIds()
 
     async def deliver(self, alert: Alert) -> bool:
         if alert.alert_id in self._seen:

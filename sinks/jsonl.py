@@ -1,4 +1,8 @@
-"""Alerts appended to a JSON Lines file, each alert_id once even across restarts and redeliveries."""
+"""Alerts appended to a JSON Lines file, each alert_id once even across restarts and redeliveries.
+
+The file may be rotated under the running service (logrotate's default create mode, or any
+rename): the next alert goes to a new file at the configured path.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from marsad.metrics import SKIPPED_INPUTS
 from marsad.records import Alert
+from sinks import RecentIds
 
 log = logging.getLogger(__name__)
 
@@ -20,26 +27,30 @@ class JsonlSink:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._seen = self._existing_ids()
+        self._seen = RecentIds(self._existing_ids())
         self._lock = asyncio.Lock()
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = self._open()
+
+    def _open(self) -> TextIO:
+        file = self.path.open("a", encoding="utf-8")
         if not _ends_with_newline(self.path):
             # Start after a line torn by a crash, not glued onto it.
-            self._file.write("\n")
+            file.write("\n")
+        return file
 
-    def _existing_ids(self) -> set[str]:
-        seen: set[str] = set()
+    def _existing_ids(self) -> Iterator[str]:
         if not self.path.exists():
-            return seen
+            return
         with self.path.open(encoding="utf-8", errors="replace") as lines:
             for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
                 try:
-                    seen.add(json.loads(line)["alert_id"])
-                except (json.JSONDecodeError, KeyError, TypeError):
+                    yield json.loads(line)["alert_id"]
+                except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
                     # A line cut by a crash mid-write: count it, keep the rest of the file.
                     SKIPPED_INPUTS.labels("broken_alert_line").inc()
                     log.warning("%s:%d: not an alert line, ignored", self.path, number)
-        return seen
 
     async def deliver(self, alert: Alert) -> bool:
         async with self._lock:
@@ -52,9 +63,21 @@ class JsonlSink:
             return True
 
     def _append(self, line: str) -> None:
+        if self._rotated():
+            self._file.close()
+            self._file = self._open()
+            log.info("%s was rotated: writing to a new file", self.path)
         self._file.write(line + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
+
+    def _rotated(self) -> bool:
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        mine = os.fstat(self._file.fileno())
+        return (current.st_dev, current.st_ino) != (mine.st_dev, mine.st_ino)
 
     def close(self) -> None:
         self._file.close()

@@ -2,7 +2,9 @@
 dead-lettered after the last retry, and each alert_id delivered once per URL across restarts.
 
 Deliveries run in a background task per URL, so a slow or dead endpoint never holds up the
-alert stream or the other sinks.
+alert stream or the other sinks. The alerts waiting in that task's queue are spooled to a file
+beside the ledger, so a worker that stops with deliveries outstanding makes them after its
+restart.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,13 +24,15 @@ import aiohttp
 from ingest.fetch import retry_after_seconds
 from ingest.guard import redact_url
 from marsad import __version__
+from marsad.metrics import SKIPPED_INPUTS
 from marsad.records import Alert
+from sinks import REMEMBERED, RecentIds
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Marsad-Signature"
-# Delivered ids kept per URL; older ones can only come back through a replay older than this.
-REMEMBERED = 100_000
+# Finished entries the spool may hold before it is emptied, the next time nothing is outstanding.
+SPOOL_LINES = 1000
 
 OnFailure = Callable[[Alert, str, str], Awaitable[None]]
 
@@ -38,25 +43,87 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class _Ledger:
-    """Alert ids already delivered to one URL, appended to a file so a restart does not resend."""
+    """Alert ids already delivered to one URL, appended to a file so a restart does not resend.
+    The file is rewritten with the remembered ids only once it holds twice as many lines."""
 
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = path.read_text(encoding="utf-8").split() if path.exists() else []
-        self.ids = dict.fromkeys(lines[-REMEMBERED:])
-        if len(lines) > REMEMBERED:
-            path.write_text("\n".join(self.ids) + "\n", encoding="utf-8")
+        self.ids = RecentIds(lines)
+        self._lines = len(lines)
+        if self._lines > REMEMBERED:
+            self._rewrite()
 
     def __contains__(self, alert_id: str) -> bool:
         return alert_id in self.ids
 
     def add(self, alert_id: str) -> None:
-        self.ids[alert_id] = None
+        self.ids.add(alert_id)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(alert_id + "\n")
-        if len(self.ids) > REMEMBERED:
-            del self.ids[next(iter(self.ids))]
+        self._lines += 1
+        if self._lines > 2 * REMEMBERED:
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        # Through a new file and a rename: a crash halfway leaves the old ledger, not half of one.
+        fresh = self.path.with_suffix(".tmp")
+        fresh.write_text("".join(f"{alert_id}\n" for alert_id in self.ids), encoding="utf-8")
+        os.replace(fresh, self.path)
+        self._lines = len(self.ids)
+
+
+class _Spool:
+    """Alerts accepted for one URL and not yet finished (delivered or dead-lettered): one JSON
+    line per accepted alert and a ``{"done": id}`` line when it finishes. Emptied whenever
+    nothing is outstanding, so it stays as small as the queue."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lines = 0
+
+    def outstanding(self, ledger: _Ledger) -> list[Alert]:
+        """What a previous run left undone, in the order it was accepted; the file is rewritten
+        to hold just those."""
+        accepted: dict[str, Alert] = {}
+        if self.path.exists():
+            with self.path.open(encoding="utf-8", errors="replace") as lines:
+                for number, line in enumerate(lines, 1):
+                    try:
+                        data = json.loads(line)
+                        if "done" in data:
+                            accepted.pop(data["done"], None)
+                        else:
+                            alert = Alert.from_dict(data)
+                            accepted[alert.alert_id] = alert
+                    except Exception:  # noqa: BLE001 - a line torn by a crash; the rest counts
+                        SKIPPED_INPUTS.labels("broken_spool_line").inc()
+                        log.warning("%s:%d: not a spooled alert, ignored", self.path, number)
+        left = [alert for alert in accepted.values() if alert.alert_id not in ledger]
+        self._rewrite(left)
+        return left
+
+    def accept(self, alert: Alert) -> None:
+        self._append(json.dumps(alert.to_dict(), ensure_ascii=False))
+
+    def finish(self, alert_id: str, idle: bool) -> None:
+        if idle and self._lines > SPOOL_LINES:
+            self._rewrite([])
+        else:
+            self._append(json.dumps({"done": alert_id}))
+
+    def _append(self, line: str) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(line + "\n")
+        self._lines += 1
+
+    def _rewrite(self, alerts: list[Alert]) -> None:
+        fresh = self.path.with_suffix(".tmp")
+        fresh.write_text("".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n"
+                                 for a in alerts), encoding="utf-8")
+        os.replace(fresh, self.path)
+        self._lines = len(alerts)
 
 
 class WebhookSink:
@@ -72,15 +139,31 @@ class WebhookSink:
         self.on_failure = on_failure
         digest = hashlib.sha256(url.encode()).hexdigest()[:12]
         self.ledger = _Ledger(state_dir / f"webhook-{digest}.delivered")
+        self._spool = _Spool(state_dir / f"webhook-{digest}.queue")
         self._queue: asyncio.Queue[Alert] = asyncio.Queue()
         self._pending: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        for alert in self._spool.outstanding(self.ledger):
+            self._pending.add(alert.alert_id)
+            self._queue.put_nowait(alert)
+        if self._pending:
+            log.warning("webhook %s: %d alerts left undelivered by the last run are queued again",
+                        redact_url(url), len(self._pending))
+
+    async def resume(self) -> None:
+        """Start delivering what the last run left; call it once the event loop runs."""
+        if not self._queue.empty():
+            self._ensure_task()
+
+    def _ensure_task(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
 
     async def deliver(self, alert: Alert) -> bool:
         if alert.alert_id in self.ledger or alert.alert_id in self._pending:
             return False
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._run())
+        self._ensure_task()
+        self._spool.accept(alert)
         self._pending.add(alert.alert_id)
         await self._queue.put(alert)
         return True
@@ -103,6 +186,12 @@ class WebhookSink:
                 finally:
                     self._pending.discard(alert.alert_id)
                     self._queue.task_done()
+                try:
+                    self._spool.finish(alert.alert_id, idle=not self._pending)
+                except OSError as exc:
+                    # The alert is finished either way; at worst a restart offers it again,
+                    # and the ledger stops a second delivery.
+                    log.error("webhook %s: spool: %s", redact_url(self.url), exc)
 
     async def _post(self, session: aiohttp.ClientSession, alert: Alert) -> None:
         body = json.dumps(alert.to_dict(), ensure_ascii=False).encode()

@@ -18,6 +18,7 @@ from ingest.fetch import (
     TooLarge, TooManyRedirects, retry_after_seconds,
 )
 from ingest.guard import AddressPolicy, Refused, parse_allow_hosts, redact_text, redact_url
+from ingest import polite
 from ingest.polite import HostGate, Robots
 from marsad.config import ConfigError, load_config
 from tests.feed_server import FeedServer
@@ -381,3 +382,23 @@ def test_robots_txt_rules_and_unreachable_robots(server):
                 return await Robots(fetcher, HostGate(1, 0)).allowed(missing.url("/x"), "f")
 
         assert asyncio.run(absent()) is True
+
+
+def test_robots_rules_of_hosts_not_seen_for_long_are_forgotten(monkeypatch):
+    # Months of articles reach ever more hosts: expired rules make room instead of piling up.
+    monkeypatch.setattr(polite, "_MAX_IDLE_HOSTS", 2)
+    monkeypatch.setattr(polite, "ROBOTS_TTL", 0.0)
+    servers = [FeedServer().start() for _ in range(4)]
+    try:
+        async def go() -> tuple[int, int]:
+            policy = AddressPolicy(False, parse_allow_hosts([f"{s.host}:{s.port}" for s in servers]))
+            async with Fetcher(LIMITS, policy) as fetcher:
+                robots = Robots(fetcher, HostGate(1, 0))
+                for server in servers:
+                    assert await robots.allowed(server.url("/x"), "f")
+                return len(robots._rules), len(robots._locks)
+
+        assert asyncio.run(go()) == (2, 2)
+    finally:
+        for server in servers:
+            server.stop()

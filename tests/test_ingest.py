@@ -151,6 +151,9 @@ def build_site(prefix: str) -> tuple[Site, list[FeedServer]]:
     items.append({**ENGLISH, "link": server.url("/a/english.html"), "guid": "en-1", "i": 12})
     items.append({"title": arts[12]["title"], "description": first_sentence(arts[12]["text"]),
                   "i": 13})
+    # Nearly a megabyte of text in one item: too much for a Kafka message, so it is skipped.
+    items.append({"title": "خبر طويل", "guid": "huge-1", "i": 14,
+                  "description": "اشتباكات في محيط مدينة البوكمال. " * 15_000})
     pages(10, arts[10:12], "utf-8", header_charset=True)
     server.static("/a/english.html", b"<html><body><p>English</p></body></html>", "text/html")
     site.bom_body = rss2(items, "utf-8", declare=False, bom=True)
@@ -244,6 +247,7 @@ def test_poller_ingests_every_good_item_once_and_counts_each_bad_feed(site, tmp_
         assert fetches(site.feed_name("rss1256"), "http_error", "article") >= 1  # the 404 page
         assert fetches(site.feed_name("atom"), "refused", "article") >= 1
         assert skipped(site.feed_name("bom"), "non_arabic") >= 1
+        assert skipped(site.feed_name("bom"), "too_large") >= 1
         assert site.server.hits["/a/english.html"] == 0
         assert site.other.hits["/feed.xml"] == 0
         last_ok = REGISTRY.get_sample_value("marsad_feed_last_success_timestamp_seconds",

@@ -58,8 +58,10 @@ def test_seed_files_and_folders(seeds, tmp_path):
 
 def test_bad_inputs_are_counted_skips_not_crashes(tmp_path):
     good = {"id": "g1", "text": "خبر عن البوكمال"}
-    lines = [json.dumps(good), "{broken", json.dumps({"title": "no text"}), "",
-             json.dumps({"id": "g2", "text": "خبر ثان"})]
+    # A document past the broker's reach, and JSON nested deeper than the parser's recursion.
+    huge = json.dumps({"id": "h1", "text": "خبر عن البوكمال. " * 20_000}, ensure_ascii=False)
+    lines = [json.dumps(good), "{broken", json.dumps({"title": "no text"}), "", huge,
+             "[" * 100_000, json.dumps({"id": "g2", "text": "خبر ثان"})]
     jsonl = tmp_path / "docs.jsonl"
     jsonl.write_text("\n".join(lines), encoding="utf-8")
     gz = tmp_path / "more.jsonl.gz"
@@ -69,13 +71,18 @@ def test_bad_inputs_are_counted_skips_not_crashes(tmp_path):
     latin.write_bytes("عنوان\nنص".encode("cp1256"))
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n", encoding="utf-8")
+    book = tmp_path / "book.txt"
+    book.write_text("عنوان\n" + "فقرة طويلة جدا. " * 40_000, encoding="utf-8")
 
     report = ReadReport()
-    docs = list(read_documents([jsonl, gz, latin, empty, tmp_path / "missing.txt"], report))
+    docs = list(read_documents([jsonl, gz, latin, empty, book, tmp_path / "missing.txt"], report))
     assert [d.id for d in docs] == ["g1", "g2", "g3"]
     reasons = " | ".join(report.skipped)
     assert "docs.jsonl:2: malformed JSON" in reasons
     assert "docs.jsonl:3: text: required" in reasons
+    assert "docs.jsonl:5: document: " in reasons and "more than 524288" in reasons
+    assert "docs.jsonl:6: malformed JSON (nested too deeply)" in reasons
+    assert "book.txt: document: " in reasons
     assert "not UTF-8" in reasons and "empty document" in reasons and "no such file" in reasons
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 
 import pytest
 from aiohttp import web
 
+import sinks
 from marsad.records import Actor, Alert, Claim, DocRef, Town
+from sinks import webhook
+from sinks.console import ConsoleSink
 from sinks.jsonl import JsonlSink
 from sinks.webhook import SIGNATURE_HEADER, WebhookSink, signature
 
@@ -146,3 +150,68 @@ def test_jsonl_sink_is_idempotent_across_restarts_and_survives_a_torn_line(tmp_p
         except json.JSONDecodeError:
             pass
     assert parsed == ["a1", "a2"]
+
+
+def test_jsonl_sink_follows_rotation_and_dead_letters_an_unwritable_path(tmp_path):
+    path = tmp_path / "alerts.jsonl"
+    sink = JsonlSink(path)
+    assert run(sink.deliver(make_alert("a1")))
+    path.rename(tmp_path / "alerts.jsonl.1")  # logrotate, create mode
+    assert run(sink.deliver(make_alert("a2")))
+    assert not run(sink.deliver(make_alert("a1")))  # still once, though in the rotated file
+    assert [json.loads(line)["alert_id"] for line in path.read_text("utf-8").splitlines()] == ["a2"]
+    # The path turned into a folder: the sink raises, which the stream dead-letters.
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(IsADirectoryError):
+        run(sink.deliver(make_alert("a3")))
+    sink.close()
+
+
+def test_sinks_remember_a_bounded_number_of_alerts(tmp_path, monkeypatch):
+    monkeypatch.setattr(sinks, "REMEMBERED", 3)
+    monkeypatch.setattr(webhook, "REMEMBERED", 3)
+    console = ConsoleSink(io.StringIO())
+    jsonl = JsonlSink(tmp_path / "alerts.jsonl")
+    ledger = webhook._Ledger(tmp_path / "hook.delivered")
+    for n in range(10):
+        assert run(console.deliver(make_alert(f"a{n}")))
+        assert run(jsonl.deliver(make_alert(f"a{n}")))
+        ledger.add(f"a{n}")
+    jsonl.close()
+    assert len(console._seen) == len(jsonl._seen) == len(ledger.ids) == 3
+    assert not run(console.deliver(make_alert("a9")))  # the most recent are still known
+    # The ledger file is rewritten with only the remembered ids once it holds twice as many.
+    assert len((tmp_path / "hook.delivered").read_text("utf-8").split()) <= 6
+    assert list(webhook._Ledger(tmp_path / "hook.delivered").ids) == ["a7", "a8", "a9"]
+    assert list(JsonlSink(tmp_path / "alerts.jsonl")._seen) == ["a7", "a8", "a9"]
+
+
+def test_webhook_alerts_queued_at_a_stop_are_delivered_after_the_restart(tmp_path):
+    async def scenario():
+        received: list = []
+        runner, url = await serve([500], received)
+
+        async def failed(alert, where, reason):
+            raise AssertionError(f"{alert.alert_id} given up: {reason}")
+
+        # The endpoint fails once and the retry waits long: the worker stops meanwhile.
+        sink = WebhookSink(url, tmp_path, failed, retries=3, backoff=30)
+        await sink.deliver(make_alert("a1"))
+        await sink.deliver(make_alert("a2"))
+        while not received:
+            await asyncio.sleep(0.01)
+        sink.close()
+        restarted = WebhookSink(url, tmp_path, failed, retries=3, backoff=30)
+        assert not await restarted.deliver(make_alert("a2"))  # queued again already
+        await restarted.resume()
+        await restarted.drain()
+        restarted.close()
+        again = WebhookSink(url, tmp_path, failed)
+        await again.resume()
+        assert not await again.deliver(make_alert("a1"))
+        again.close()
+        await runner.cleanup()
+        return [body["alert_id"] for _, body in received]
+
+    assert run(scenario()) == ["a1", "a1", "a2"]

@@ -62,6 +62,9 @@ session_timeout = "6s"
 
 [sinks]
 jsonl = "{tmp_path / 'alerts.jsonl'}"
+# Nothing listens there: every alert fails this sink and must land on the dead topic.
+webhooks = ["http://127.0.0.1:{free_port()}/hook?token=s3cret"]
+webhook_retries = 0
 
 [metrics]
 port = {metrics_port}
@@ -106,11 +109,14 @@ def test_service_replay_alerts_poison_and_restart(tmp_path, broker):
         assert {a["alert_id"] for a in read_jsonl(alerts_file)} <= topic_ids
         assert first[0]["alert_id"] in topic_ids
 
-        # Poison: bytes that are not JSON and a document without text. Both go to the dead
-        # topic with a reason; a good document sent after them is still processed.
+        # Poison: bytes that are not JSON, a document without text and one too large to pass
+        # on. All go to the dead topic with a reason; a good document sent after them is still
+        # processed.
         producer = KafkaProducer(bootstrap_servers=bootstrap)
         producer.send("t.raw", b"\xff\xfe{not json")
         producer.send("t.raw", json.dumps({"title": "بلا نص"}).encode())
+        huge = json.dumps({"text": "قصف على البوكمال. " * 20_000}, ensure_ascii=False).encode()
+        producer.send("t.raw", huge)
         producer.flush()
         producer.close()
         explosion = tmp_path / "explosion.txt"
@@ -120,12 +126,24 @@ def test_service_replay_alerts_poison_and_restart(tmp_path, broker):
                       cwd=ROOT, env=child_env()).returncode == 0
         wait_for(lambda: any(a["claim"]["event_type"] == "explosion"
                              for a in read_jsonl(alerts_file)))
-        letters = [json.loads(v) for v in consume_all(bootstrap, "t.dead")]
-        assert [l["stage"] for l in letters] == ["dedup", "dedup"], letters
-        assert all(l["reason"] == "invalid_record" and l["error"] for l in letters)
-        assert "text" in letters[1]["error"]
+        raised = {a["alert_id"] for a in read_jsonl(alerts_file)}
+
+        def every_alert_dead_lettered() -> list[dict] | None:
+            letters = [json.loads(v) for v in consume_all(bootstrap, "t.dead")]
+            failed = {json.loads(l["payload"])["alert_id"] for l in letters if l["stage"] == "sinks"}
+            return letters if failed >= raised else None
+
+        letters = wait_for(every_alert_dead_lettered)
+        poison = [l for l in letters if l["stage"] == "dedup"]
+        assert [l["reason"] for l in poison] == ["invalid_record"] * 2 + ["too_large"], poison
+        assert all(l["error"] for l in poison) and "text" in poison[1]["error"]
+        assert poison[2]["payload_bytes"] == len(huge) and len(poison[2]["payload"]) < 70_000
+        failed = [l for l in letters if l["stage"] == "sinks"]
+        assert {l["reason"] for l in failed} == {"delivery_failed"}
+        assert all("s3cret" not in l["error"] for l in failed)  # credentials stay out of letters
         scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
         assert 'marsad_dead_letters_total{reason="invalid_record",stage="dedup"} 2.0' in scrape
+        assert 'marsad_dead_letters_total{reason="too_large",stage="dedup"} 1.0' in scrape
         assert "marsad_alerts_total" in scrape
     finally:
         code = service.stop(signal.SIGTERM)
