@@ -73,7 +73,7 @@ def read_text_document(path: Path, report: ReadReport) -> Document | None:
     title = lines[first].strip()
     body = "\n".join(lines[first + 1 :]).strip() or title
     try:
-        return Document.from_dict({"title": title, "text": body, "source": path.name})
+        return Document.accept({"title": title, "text": body, "source": path.name})
     except RecordError as exc:
         report.skip(str(path), str(exc), _kind(exc))
         return None
@@ -87,7 +87,7 @@ def read_jsonl(path: Path, report: ReadReport) -> Iterator[Document]:
                 if not line.strip():
                     continue
                 try:
-                    yield Document.from_dict(json.loads(line))
+                    yield Document.accept(json.loads(line))
                 except json.JSONDecodeError as exc:
                     report.skip(f"{path}:{number}", f"malformed JSON ({exc.msg})", "malformed_json")
                 except RecursionError:

@@ -220,7 +220,7 @@ class Poller:
         if feed.arabic_only and not is_arabic(f"{title or ''}\n{text}"):
             return self._skip(feed, item, "non_arabic")
         try:
-            return Document.from_dict({
+            return Document.accept({
                 "id": document_id(feed.name, item.identity),
                 "text": text,
                 "url": item.link,

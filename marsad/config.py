@@ -166,6 +166,9 @@ class SinksConfig:
         for url in self.webhooks:
             if not re.match(r"^https?://", url):
                 raise ConfigError(f"sinks.webhooks: expected http(s) URLs, got {url!r}")
+        if len(set(self.webhooks)) < len(self.webhooks):
+            # One ledger and spool per URL: a URL listed twice would get every alert twice.
+            raise ConfigError("sinks.webhooks: a URL is listed twice")
         if not 0 <= self.webhook_retries <= 20:
             raise ConfigError(f"sinks.webhook_retries: expected 0..20, got {self.webhook_retries}")
         parse_duration(self.webhook_timeout, "sinks.webhook_timeout")

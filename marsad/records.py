@@ -42,11 +42,14 @@ class TooLarge(RecordError):
     reason = "too_large"
 
 
-# Kafka's default message limit is 1 MB (the producers' max_request_size too), and a document
-# travels on as a larger record (dedup adds the new sentences): past half of it, a document would
-# fail to send at some stage, on every retry. No news article comes near; the largest of the 10k
-# corpus articles is 10k characters.
+# Kafka's default message limit is 1 MB (the producers' max_request_size too). A document entering
+# marsad may take half of it, leaving room for what stages add on the way (dedup's new-sentence
+# offsets); past that it would fail to send at some stage, on every retry. No news article comes
+# near: the largest of the 10k corpus articles is 10k characters.
 MAX_DOCUMENT_BYTES = 512 * 1024
+# A record's value a stage may send: under the producers' 1,000,000-byte request limit with room
+# for the key and the batch's headers.
+MAX_RECORD_BYTES = 900_000
 
 
 def utc_now() -> str:
@@ -125,9 +128,6 @@ class Document:
     def from_dict(cls, data: Any) -> Document:
         if not isinstance(data, dict):
             raise RecordError("document: expected a JSON object")
-        size = len(json.dumps(data, ensure_ascii=False).encode())
-        if size > MAX_DOCUMENT_BYTES:
-            raise TooLarge(f"document: {size} bytes of JSON, more than {MAX_DOCUMENT_BYTES}")
         text = data.get("text")
         if not isinstance(text, str):
             raise RecordError("text: required, must be a string")
@@ -163,6 +163,22 @@ class Document:
             update_of=_optional_str(data, "update_of"),
             new_sentences=_spans(data.get("new_sentences"), "new_sentences"),
         )
+
+    @classmethod
+    def accept(cls, data: Any) -> Document:
+        """``from_dict`` for a document entering marsad (files, feeds, the raw topic): one that
+        would not fit the broker's message limit on its way through the stages is refused."""
+        doc = cls.from_dict(data)
+        # JSON spends at most 6 bytes on a character (a \u escape) and about 24 on a span: only
+        # a document that could be near the limit is serialised to measure it.
+        chars = sum(len(value) for value in (doc.text, doc.id, doc.url, doc.source, doc.title,
+                                             doc.published, doc.summary, doc.duplicate_of,
+                                             doc.text_source, doc.update_of) if value)
+        if 6 * chars + 24 * len(doc.new_sentences) + 1024 > MAX_DOCUMENT_BYTES:
+            size = len(dumps(doc))
+            if size > MAX_DOCUMENT_BYTES:
+                raise TooLarge(f"document: {size} bytes of JSON, more than {MAX_DOCUMENT_BYTES}")
+        return doc
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

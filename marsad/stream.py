@@ -42,7 +42,8 @@ import faust
 from marsad import metrics
 from marsad.broker import Topics
 from marsad.config import Config, parse_duration
-from marsad.records import Alert, Claim, Document, RecordError, dumps, loads, parse_time
+from marsad.records import (MAX_RECORD_BYTES, Alert, Claim, Document, RecordError, dumps, loads,
+                            parse_time)
 from marsad.tansu import TansuTransport
 from processors.pipeline import Pipeline
 from sinks import Sink
@@ -168,7 +169,7 @@ class Stream:
                 started = time.perf_counter()
                 metrics.DOCUMENTS_IN.labels("dedup").inc()
                 try:
-                    doc = Document.from_dict(loads(event.value))
+                    doc = Document.accept(loads(event.value))
                     result = pipeline.dedup.check(doc, dedup_table)
                     if result.duplicate_of is not None:
                         metrics.DUPLICATES.labels(result.kind).inc()
@@ -180,9 +181,13 @@ class Stream:
                     else:
                         value = event.value
                         if result.update_of is not None:
-                            # Tells the claim stage which sentences are new.
-                            value = dumps(result.annotate(doc))
                             metrics.DEDUP_UPDATES.inc()
+                            # Tells the claim stage which sentences are new, unless the offsets
+                            # of a document of countless tiny sentences would not fit a message:
+                            # then claims reads all of it, and novelty still drops what repeats.
+                            annotated = dumps(result.annotate(doc))
+                            if len(annotated) <= MAX_RECORD_BYTES:
+                                value = annotated
                         # Remembered only once the broker has it: a crash in between re-sends.
                         log.debug("dedup: %s (%s[%s]@%s) passing on", doc.id, event.message.topic,
                                   event.message.partition, event.message.offset)

@@ -26,7 +26,7 @@ class RecentIds:
     a service running for months does not grow with every alert it ever raised."""
 
     def __init__(self, ids: Iterable[str] = (), limit: int | None = None):
-        self.limit = limit or REMEMBERED
+        self.limit = REMEMBERED if limit is None else limit
         self._ids: dict[str, None] = {}
         for alert_id in ids:
             self.add(alert_id)

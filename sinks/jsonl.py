@@ -64,8 +64,11 @@ class JsonlSink:
 
     def _append(self, line: str) -> None:
         if self._rotated():
+            # Opened before the old one is closed: if it cannot be (the new file's owner or
+            # mode, a folder there), this alert fails and the next one tries again.
+            fresh = self._open()
             self._file.close()
-            self._file = self._open()
+            self._file = fresh
             log.info("%s was rotated: writing to a new file", self.path)
         self._file.write(line + "\n")
         self._file.flush()

@@ -10,6 +10,7 @@ restart.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import hmac
 import json
@@ -31,8 +32,10 @@ from sinks import REMEMBERED, RecentIds
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Marsad-Signature"
-# Finished entries the spool may hold before it is emptied, the next time nothing is outstanding.
+# Lines a spool may hold before it is rewritten (when also twice its outstanding alerts).
 SPOOL_LINES = 1000
+# Sinks processes that can share one data_dir, each with a spool of its own per URL.
+SPOOL_SLOTS = 64
 
 OnFailure = Callable[[Alert, str, str], Awaitable[None]]
 
@@ -67,63 +70,86 @@ class _Ledger:
             self._rewrite()
 
     def _rewrite(self) -> None:
-        # Through a new file and a rename: a crash halfway leaves the old ledger, not half of one.
-        fresh = self.path.with_suffix(".tmp")
-        fresh.write_text("".join(f"{alert_id}\n" for alert_id in self.ids), encoding="utf-8")
-        os.replace(fresh, self.path)
+        _replace(self.path, "".join(f"{alert_id}\n" for alert_id in self.ids))
         self._lines = len(self.ids)
 
 
 class _Spool:
     """Alerts accepted for one URL and not yet finished (delivered or dead-lettered): one JSON
-    line per accepted alert and a ``{"done": id}`` line when it finishes. Emptied whenever
-    nothing is outstanding, so it stays as small as the queue."""
+    line per accepted alert and a ``{"done": id}`` line when it finishes, rewritten with just
+    the outstanding alerts once finished lines dominate.
 
-    def __init__(self, path: Path):
-        self.path = path
+    Several sinks processes may share a data_dir: each holds a slot of its own (a spool and
+    an flock on its lock file for as long as it runs), and a restarted process takes over a free
+    slot with what it left outstanding."""
+
+    def __init__(self, state_dir: Path, digest: str):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        for slot in range(SPOOL_SLOTS):
+            lock = (state_dir / f"webhook-{digest}-{slot}.lock").open("a")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            self._lock = lock
+            self.path = state_dir / f"webhook-{digest}-{slot}.queue"
+            break
+        else:
+            raise OSError(f"all {SPOOL_SLOTS} webhook spool slots in {state_dir} are taken")
+        self._outstanding: dict[str, Alert] = {}
         self._lines = 0
 
     def outstanding(self, ledger: _Ledger) -> list[Alert]:
-        """What a previous run left undone, in the order it was accepted; the file is rewritten
-        to hold just those."""
-        accepted: dict[str, Alert] = {}
+        """What the slot's last run left undone, in the order it was accepted."""
         if self.path.exists():
             with self.path.open(encoding="utf-8", errors="replace") as lines:
                 for number, line in enumerate(lines, 1):
                     try:
                         data = json.loads(line)
                         if "done" in data:
-                            accepted.pop(data["done"], None)
+                            self._outstanding.pop(data["done"], None)
                         else:
                             alert = Alert.from_dict(data)
-                            accepted[alert.alert_id] = alert
+                            self._outstanding[alert.alert_id] = alert
                     except Exception:  # noqa: BLE001 - a line torn by a crash; the rest counts
                         SKIPPED_INPUTS.labels("broken_spool_line").inc()
                         log.warning("%s:%d: not a spooled alert, ignored", self.path, number)
-        left = [alert for alert in accepted.values() if alert.alert_id not in ledger]
-        self._rewrite(left)
-        return left
+        for alert_id in [a for a in self._outstanding if a in ledger]:
+            del self._outstanding[alert_id]
+        self._rewrite()
+        return list(self._outstanding.values())
 
     def accept(self, alert: Alert) -> None:
         self._append(json.dumps(alert.to_dict(), ensure_ascii=False))
+        self._outstanding[alert.alert_id] = alert
 
-    def finish(self, alert_id: str, idle: bool) -> None:
-        if idle and self._lines > SPOOL_LINES:
-            self._rewrite([])
+    def finish(self, alert_id: str) -> None:
+        self._outstanding.pop(alert_id, None)
+        if self._lines > max(SPOOL_LINES, 2 * len(self._outstanding)):
+            self._rewrite()
         else:
             self._append(json.dumps({"done": alert_id}))
+
+    def close(self) -> None:
+        self._lock.close()
 
     def _append(self, line: str) -> None:
         with self.path.open("a", encoding="utf-8") as out:
             out.write(line + "\n")
         self._lines += 1
 
-    def _rewrite(self, alerts: list[Alert]) -> None:
-        fresh = self.path.with_suffix(".tmp")
-        fresh.write_text("".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n"
-                                 for a in alerts), encoding="utf-8")
-        os.replace(fresh, self.path)
-        self._lines = len(alerts)
+    def _rewrite(self) -> None:
+        _replace(self.path, "".join(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n"
+                                    for alert in self._outstanding.values()))
+        self._lines = len(self._outstanding)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Through a new file and a rename: a crash halfway leaves the old file, not half of one."""
+    fresh = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fresh.write_text(text, encoding="utf-8")
+    os.replace(fresh, path)
 
 
 class WebhookSink:
@@ -139,7 +165,7 @@ class WebhookSink:
         self.on_failure = on_failure
         digest = hashlib.sha256(url.encode()).hexdigest()[:12]
         self.ledger = _Ledger(state_dir / f"webhook-{digest}.delivered")
-        self._spool = _Spool(state_dir / f"webhook-{digest}.queue")
+        self._spool = _Spool(state_dir, digest)
         self._queue: asyncio.Queue[Alert] = asyncio.Queue()
         self._pending: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -187,7 +213,7 @@ class WebhookSink:
                     self._pending.discard(alert.alert_id)
                     self._queue.task_done()
                 try:
-                    self._spool.finish(alert.alert_id, idle=not self._pending)
+                    self._spool.finish(alert.alert_id)
                 except OSError as exc:
                     # The alert is finished either way; at worst a restart offers it again,
                     # and the ledger stops a second delivery.
@@ -234,3 +260,4 @@ class WebhookSink:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        self._spool.close()

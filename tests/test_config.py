@@ -63,6 +63,7 @@ port = 9108
     ('[[feeds]]\nname = "a"\nurl = "http://x"\ninterval = "often"\n', "feeds.interval"),
     ('[novelty]\nwindow = "-3d"\n', "novelty.window"),
     ('[sinks]\nwebhooks = "http://x"\n', "sinks.webhooks"),
+    ('[sinks]\nwebhooks = ["http://x/h", "http://x/h"]\n', "listed twice"),
 ])
 def test_bad_keys_and_values_name_the_key(tmp_path, text, named):
     with pytest.raises(ConfigError) as info:

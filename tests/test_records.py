@@ -4,6 +4,7 @@ import gzip
 import json
 
 import pytest
+from prometheus_client import REGISTRY
 
 from ingest.documents import ReadReport, read_documents
 from marsad.records import Actor, Alert, Claim, DocRef, Document, RecordError, Town
@@ -74,6 +75,7 @@ def test_bad_inputs_are_counted_skips_not_crashes(tmp_path):
     book = tmp_path / "book.txt"
     book.write_text("عنوان\n" + "فقرة طويلة جدا. " * 40_000, encoding="utf-8")
 
+    too_large = REGISTRY.get_sample_value("marsad_input_skipped_total", {"reason": "too_large"})
     report = ReadReport()
     docs = list(read_documents([jsonl, gz, latin, empty, book, tmp_path / "missing.txt"], report))
     assert [d.id for d in docs] == ["g1", "g2", "g3"]
@@ -83,6 +85,8 @@ def test_bad_inputs_are_counted_skips_not_crashes(tmp_path):
     assert "docs.jsonl:5: document: " in reasons and "more than 524288" in reasons
     assert "docs.jsonl:6: malformed JSON (nested too deeply)" in reasons
     assert "book.txt: document: " in reasons
+    after = REGISTRY.get_sample_value("marsad_input_skipped_total", {"reason": "too_large"})
+    assert after - (too_large or 0) == 2
     assert "not UTF-8" in reasons and "empty document" in reasons and "no such file" in reasons
 
 

@@ -165,7 +165,10 @@ def test_jsonl_sink_follows_rotation_and_dead_letters_an_unwritable_path(tmp_pat
     path.mkdir()
     with pytest.raises(IsADirectoryError):
         run(sink.deliver(make_alert("a3")))
+    path.rmdir()  # fixed: the next alert goes to a new file
+    assert run(sink.deliver(make_alert("a4")))
     sink.close()
+    assert [json.loads(line)["alert_id"] for line in path.read_text("utf-8").splitlines()] == ["a4"]
 
 
 def test_sinks_remember_a_bounded_number_of_alerts(tmp_path, monkeypatch):
@@ -215,3 +218,37 @@ def test_webhook_alerts_queued_at_a_stop_are_delivered_after_the_restart(tmp_pat
         return [body["alert_id"] for _, body in received]
 
     assert run(scenario()) == ["a1", "a1", "a2"]
+
+
+def test_webhook_spool_stays_small_is_per_process_and_forgets_given_up_alerts(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setattr(webhook, "SPOOL_LINES", 4)
+
+    async def scenario():
+        received: list = []
+        failures: list = []
+        runner, url = await serve([404], received)  # the first alert is rejected for good
+
+        async def failed(alert, where, reason):
+            failures.append(alert.alert_id)
+
+        sink = WebhookSink(url, tmp_path, failed, retries=0)
+        for n in range(20):
+            await sink.deliver(make_alert(f"a{n}"))
+        # A second sinks process on the same data_dir: a spool of its own, nothing of the first's.
+        other = WebhookSink(url, tmp_path, failed, retries=0)
+        assert other._spool.path != sink._spool.path and not other._pending
+        await sink.drain()
+        spooled = sink._spool.path.read_text("utf-8").splitlines()
+        sink.close()
+        other.close()
+        restarted = WebhookSink(url, tmp_path, failed, retries=0)
+        left = set(restarted._pending)
+        restarted.close()
+        await runner.cleanup()
+        return received, failures, spooled, left
+
+    received, failures, spooled, left = run(scenario())
+    assert len(received) == 20 and failures == ["a0"]
+    assert len(spooled) <= 4  # rewritten as deliveries finished, not one line per alert
+    assert not left  # the dead-lettered alert is not offered again after a restart
