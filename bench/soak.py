@@ -19,6 +19,7 @@ topic in memory by design, so its memory grows with the documents sent and is sh
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import shutil
 import signal
@@ -59,6 +60,8 @@ def documents(corpus: Path, start: datetime, step: timedelta) -> Iterator[Docume
     """Corpus articles for ever, each pass under new ids, every CLAIM_EVERY-th a seed article
     moved to a monitored town; published one ``step`` apart from ``start``."""
     seeds = list(read_documents([REPO_ROOT / "seeds"]))
+    # Empty corpus lines are the corpus's business, not the soak's: skip them quietly.
+    logging.getLogger("ingest.documents").setLevel(logging.ERROR)
     articles = list(read_documents([corpus], ReadReport()))
     if not articles:
         raise BenchError(f"corpus {corpus} holds no readable documents")
