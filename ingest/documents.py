@@ -89,7 +89,9 @@ def read_jsonl(path: Path, report: ReadReport) -> Iterator[Document]:
                 try:
                     yield Document.accept(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    report.skip(f"{path}:{number}", f"malformed JSON ({exc.msg})", "malformed_json")
+                    report.skip(f"{path}:{number}",
+                                f"malformed JSON ({exc.msg} at column {exc.colno})",
+                                "malformed_json")
                 except RecursionError:
                     report.skip(f"{path}:{number}", "malformed JSON (nested too deeply)",
                                 "malformed_json")

@@ -7,9 +7,13 @@ disagree.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import re
+import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +77,19 @@ class Topics:
         }
 
 
+_PR_SET_PDEATHSIG = 1
+# Looked up here, not in the forked child, where loading a library could deadlock on a lock
+# another thread of marsad held at the fork.
+_prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child between fork and exec: SIGTERM when the thread that started it exits (in
+    marsad the main thread, so when marsad exits, however it ends)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -112,6 +129,9 @@ class EmbeddedBroker:
             # Its own process group, so a Ctrl-C aimed at marsad does not kill the broker before
             # the worker has left its group and flushed.
             start_new_session=True,
+            # But it dies with marsad, even a marsad killed with SIGKILL: an orphaned broker
+            # would keep taking documents that nothing processes.
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -197,9 +217,23 @@ def broker_state_file(data_dir: str) -> Path:
     return Path(data_dir) / "broker.url"
 
 
+def running_embedded_broker(data_dir: str) -> str | None:
+    """The address of a live embedded broker another ``marsad run`` left in ``data_dir``, or
+    None (no file, or one left by a service that is gone)."""
+    try:
+        address = broker_state_file(data_dir).read_text().strip().removeprefix("kafka://")
+        host, _, port = address.rpartition(":")
+        socket.create_connection((host, int(port)), 0.5).close()
+    except (OSError, ValueError):
+        return None
+    return address
+
+
 def resolve_bootstrap(url: str | None, config: BrokerConfig, data_dir: str) -> str:
     """Where a client command (replay, alerts) finds the broker of a running service."""
     if url:
+        if not re.fullmatch(r"(kafka://)?[\w.\-]+:\d+(,[\w.\-]+:\d+)*", url):
+            raise BrokerError(f"--broker: expected kafka://host:port[,host:port...], got {url!r}")
         return url.removeprefix("kafka://")
     if not config.embedded:
         return config.bootstrap()

@@ -1,4 +1,4 @@
-"""The `marsad` command line (CONTRACT.md, section Command line)."""
+"""marsad: watch Arabic news feeds and alert when a monitored town shows up with a new claim."""
 
 from __future__ import annotations
 
@@ -45,17 +45,21 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 def _bootstrap(args: argparse.Namespace, config: Config) -> str:
     from marsad.broker import resolve_bootstrap
+    from marsad.logs import quiet_clients
 
+    # A broker that is down makes kafka-python log every retry; the command's own one-line
+    # error says what matters.
+    quiet_clients()
     return resolve_bootstrap(args.broker, config.broker, config.service.data_dir)
 
 
-def _kafka_call(what: str, bootstrap: str, func):  # type: ignore[no-untyped-def]
+def _kafka_call(bootstrap: str, func):  # type: ignore[no-untyped-def]
     from kafka.errors import KafkaError
 
     try:
         return func()
     except KafkaError as exc:
-        raise CliError(f"{what}: cannot talk to the broker at {bootstrap} ({exc}); "
+        raise CliError(f"cannot talk to the broker at {bootstrap} ({exc}); "
                        "is `marsad run` up, or is --broker right?") from exc
 
 
@@ -73,16 +77,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     ensure_topics(bootstrap, topics)
     topic = topics.raw
     report = ReadReport()
-    producer = _kafka_call("replay", bootstrap, lambda: KafkaProducer(
+    producer = _kafka_call(bootstrap, lambda: KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, request_timeout_ms=15000,
         client_id="marsad-replay"))
     sent = 0
     try:
         for doc in read_documents(args.paths, report):
-            _kafka_call("replay", bootstrap,
+            _kafka_call(bootstrap,
                         lambda d=doc: producer.send(topic, key=d.id.encode(), value=dumps(d)))
             sent += 1
-        _kafka_call("replay", bootstrap, lambda: producer.flush(timeout=30))
+        _kafka_call(bootstrap, lambda: producer.flush(timeout=30))
     finally:
         producer.close(timeout=5)
     skipped = f", skipped {len(report.skipped)}" if report.skipped else ""
@@ -94,18 +98,18 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
     from marsad.broker import Topics
-    from processors.normalize import normalize
 
     config = _config(args)
+    wanted = _town_ids(args.town, config) if args.town else None
     bootstrap = _bootstrap(args, config)
     topic = Topics(config.broker.topic_prefix, config.broker.partitions).alerts
-    consumer = _kafka_call("alerts", bootstrap, lambda: KafkaConsumer(
+    consumer = _kafka_call(bootstrap, lambda: KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="marsad-alerts",
         consumer_timeout_ms=1000))
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
-            raise CliError(f"alerts: topic {topic} does not exist at {bootstrap}")
+            raise CliError(f"topic {topic} does not exist at {bootstrap}")
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         ends = consumer.end_offsets(assigned)
@@ -118,7 +122,6 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             else:
                 # Neither flag: the most recent alerts, as `tail` does.
                 consumer.seek(tp, max(starts[tp], ends[tp] - args.last))
-        wanted = normalize(args.town) if args.town else None
         idle_since = time.monotonic()
         while True:
             batch = consumer.poll(timeout_ms=500)
@@ -135,20 +138,31 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         consumer.close()
 
 
-def _print_alert(raw: bytes, wanted_town: str | None, as_json: bool) -> None:
+def _town_ids(name: str, config: Config) -> set[str]:
+    """The ids of the town ``--town`` names, resolved as `process --town` and the service do:
+    any spelling of its Arabic name, a configured alias, its English name or its id."""
+    from processors.gazetteer import Gazetteer, MonitoredTowns
+
+    gazetteer = Gazetteer.default()
+    monitored = MonitoredTowns(gazetteer, [(t.name, list(t.aliases)) for t in config.towns])
+    places = monitored.lookup(name) or gazetteer.lookup(name)
+    if not places:
+        MonitoredTowns(gazetteer, [(name, [])])  # raises UnknownPlace, with close names
+    return {place.id for place in places}
+
+
+def _print_alert(raw: bytes, wanted_towns: set[str] | None, as_json: bool) -> None:
     from marsad.records import Alert
-    from processors.normalize import normalize
     from sinks.console import format_alert
 
     try:
         data = json.loads(raw)
         alert = Alert.from_dict(data)
-        names = (normalize(alert.town.name_ar), alert.town.id, normalize(alert.town.name_en or ""))
     except Exception as exc:  # noqa: BLE001 - anyone can write to the topic; one bad record is skipped
         log.warning("alerts: skipped a message that is not an alert (%s: %s)",
                     type(exc).__name__, exc)
         return
-    if wanted_town and wanted_town not in names:
+    if wanted_towns is not None and alert.town.id not in wanted_towns:
         return
     print(json.dumps(data, ensure_ascii=False) if as_json else format_alert(alert), flush=True)
 
@@ -180,9 +194,11 @@ def cmd_dedup(args: argparse.Namespace) -> int:
             lines.write(json.dumps({"id": doc.id, "duplicate_of": result.duplicate_of},
                                    ensure_ascii=False) + "\n")
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(copies.items()))
+    skipped = f", {len(report.skipped)} inputs skipped" if report.skipped else ""
     print(f"{count} documents, {sum(copies.values())} duplicates ({kinds or 'none'}), "
-          f"{updates} updates of an earlier one passed on, written to {out}", file=sys.stderr)
-    return 0
+          f"{updates} updates of an earlier one passed on, written to {out}{skipped}",
+          file=sys.stderr)
+    return 0 if count or not report.skipped else 1
 
 
 def cmd_ner(args: argparse.Namespace) -> int:
@@ -192,11 +208,11 @@ def cmd_ner(args: argparse.Namespace) -> int:
     config = _config(args)
     tagger = load_tagger(config.ner.backend)
     if tagger is None:
-        raise CliError("ner: [ner] backend is 'none'; choose 'crf' or 'camel'")
+        raise CliError("[ner] backend is 'none'; choose 'crf' or 'camel'")
     try:
         sentences = read_conll(args.conll)
     except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"ner: cannot read {args.conll}: {exc}") from exc
+        raise CliError(f"cannot read {args.conll}: {exc}") from exc
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     gold = [[tag or "O" for _, tag in sentence] for sentence in sentences]

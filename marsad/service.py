@@ -17,7 +17,8 @@ from typing import Any
 import faust
 
 from marsad import logs, metrics
-from marsad.broker import EmbeddedBroker, Topics, broker_state_file, ensure_topics
+from marsad.broker import (EmbeddedBroker, Topics, broker_state_file, ensure_topics,
+                           running_embedded_broker)
 from marsad.config import Config, ConfigError, parse_duration
 from marsad.records import Document
 from marsad.stream import STAGES, Stream
@@ -50,7 +51,9 @@ def _start_broker(config: Config, stack: ExitStack) -> str:
 
 
 def _run_worker(stream: Stream, config: Config,
-                driver: Callable[[faust.Worker], Coroutine[Any, Any, None]] | None = None) -> None:
+                driver: Callable[[faust.Worker], Coroutine[Any, Any, None]] | None = None
+                ) -> BaseException | None:
+    """Runs the worker until it stops; returns what crashed it, if something did."""
     worker = faust.Worker(stream.app, loglevel=config.log.level.upper(), override_logging=False,
                           redirect_stdouts=False, quiet=True)
     worker.spinner = None  # its terminal escapes would garble the alert lines on stdout
@@ -65,6 +68,7 @@ def _run_worker(stream: Stream, config: Config,
         worker.execute_from_commandline()
     except SystemExit:
         pass  # the worker always exits through SystemExit(0); callers decide the exit code
+    return stream.app.crash_reason
 
 
 def parse_roles(text: str) -> frozenset[str]:
@@ -85,6 +89,11 @@ def run_service(config: Config, roles: frozenset[str] = frozenset(ROLES)) -> int
     if config.broker.embedded and roles != frozenset(ROLES):
         raise ConfigError("--role: an embedded broker lives inside one process, so splitting "
                           "roles needs a shared broker: set [broker] url = \"kafka://host:port\"")
+    if config.broker.embedded and (other := running_embedded_broker(config.service.data_dir)):
+        # Two services on one data_dir would share its feed state, ledgers and JSONL file, and
+        # `replay` could reach only one of them.
+        raise ConfigError(f"another `marsad run` is using {config.service.data_dir} (its broker "
+                          f"is at {other}): stop it, or give this one its own [service] data_dir")
     with ExitStack() as stack:
         # The tagger and gazetteer take memory and start-up time a fetcher or sink never uses.
         pipeline = Pipeline(config) if roles & PROCESSORS else None
@@ -127,7 +136,11 @@ def run_service(config: Config, roles: frozenset[str] = frozenset(ROLES)) -> int
             # Runs until the worker stops, which cancels it (Ctrl-C / SIGTERM).
             await run_feeds(config, stream.send_documents)
 
-        _run_worker(stream, config, feed_documents if "fetch" in roles else None)
+        crashed = _run_worker(stream, config, feed_documents if "fetch" in roles else None)
+    if crashed is not None:
+        # A supervisor restarting on failure must see one.
+        log.error("marsad stopped after a crash: %s: %s", type(crashed).__name__, crashed)
+        return 1
     log.warning("marsad stopped")
     return 0
 

@@ -75,10 +75,15 @@ def geonames_places() -> tuple[Place, ...]:
 class Gazetteer:
     def __init__(self, places: tuple[Place, ...] | list[Place] = ()):
         self._names: PhraseIndex[Place] = PhraseIndex(max_tokens=4)
+        # Names users type on the command line besides the Arabic ones: GeoNames' English name
+        # (as alerts show it in town.name_en) and the place id.
+        self._labels: dict[str, list[Place]] = {}
         for place in places:
             self.add(place)
         # An ambiguous name most often means the bigger town.
         self._names.sort_buckets(lambda p: -p.population)
+        for candidates in self._labels.values():
+            candidates.sort(key=lambda p: -p.population)
 
     @classmethod
     def default(cls) -> Gazetteer:
@@ -87,9 +92,13 @@ class Gazetteer:
     def add(self, place: Place, aliases: tuple[str, ...] = ()) -> None:
         for name in (place.name_ar, *place.names, *aliases):
             self._names.add(name, place)
+        for label in (place.name_en, place.id):
+            if label:
+                self._labels.setdefault(label.casefold(), []).append(place)
 
     def lookup(self, name: str) -> list[Place]:
-        return self._names.get(name)
+        """Places of that name: an Arabic name in any spelling, the English name or the id."""
+        return self._names.get(name) or list(self._labels.get(name.strip().casefold(), ()))
 
     def suggest(self, name: str, limit: int = 3) -> list[str]:
         return difflib.get_close_matches(normalize(name), self._names.keys(), n=limit, cutoff=0.6)
@@ -125,11 +134,14 @@ class MonitoredTowns(Gazetteer):
                 raise UnknownPlace(
                     f"town {name!r} is not in the gazetteer"
                     + (f" (close names: {', '.join(hint)})" if hint else "")
-                    + "; add it with aliases the gazetteer knows, or check the spelling"
+                    + "; check the spelling, or give the town in marsad.toml aliases the "
+                    "gazetteer knows ([[towns]] name and aliases)"
                 )
             known = candidates[0]
-            # The configured spelling is what users wrote and what their alerts show.
-            place = Place(known.id, name, known.name_en, known.lat, known.lon, known.country,
+            # The configured Arabic spelling is what users wrote and what their alerts show; a
+            # town named by its English name or id keeps the gazetteer's Arabic name.
+            shown = name if _ARABIC.search(name) else known.name_ar
+            place = Place(known.id, shown, known.name_en, known.lat, known.lon, known.country,
                           known.population, known.names)
             self.places[place.id] = place
             self.add(place, tuple(aliases))

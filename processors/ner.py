@@ -488,7 +488,21 @@ class CrfTagger:
         """Tag sentences of one text, in order; neighbouring sentences inform each other."""
         base = [sentence_groups(s, self.lexicon) for s in sentences]
         first = self.stage1.decode(base)
-        return self.stage2.decode(stacked_groups(sentences, base, first, self.lexicon))
+        tagged = self.stage2.decode(stacked_groups(sentences, base, first, self.lexicon))
+        return [valid_bio(tags) for tags in tagged]
+
+
+def valid_bio(tags: list[str]) -> list[str]:
+    """The CRF can start an entity with I- (it learnt transitions, not the BIO rules): such a
+    tag becomes B-, which is how entity_spans reads it anyway, so scores do not change."""
+    out = []
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        out.append(tag)
+        previous = tag
+    return out
 
 
 def read_conll(path: Path | str) -> list[list[tuple[str, str | None]]]:

@@ -121,3 +121,18 @@ def test_unknown_town_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "not in the gazetteer" in result.stderr
+    # `alerts` resolves --town the same way, before it looks for a broker.
+    result = marsad("alerts", "--town", "Atlantis", cwd=tmp_path, env=child_env())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "marsad alerts: town 'Atlantis' is not in the gazetteer" in result.stderr
+
+
+def test_a_town_is_named_by_any_spelling_its_english_name_or_its_id():
+    from processors.gazetteer import Gazetteer, MonitoredTowns
+
+    gazetteer = Gazetteer.default()
+    ids = {place.id for name in ("البوكمال", "البو كمال", "Albu Kamal", "albu kamal",
+                                 "geonames:174448") for place in gazetteer.lookup(name)[:1]}
+    assert ids == {"geonames:174448"}
+    towns = MonitoredTowns(gazetteer, [("Albu Kamal", [])])
+    assert [p.name_ar for p in towns.places.values()] == ["أبو كمال"]  # alerts show Arabic

@@ -268,3 +268,9 @@ def test_marsad_dedup_writes_one_line_per_document(articles, tmp_path, capsys):
     assert [line["duplicate_of"] for line in lines[:4]] == [None, None, a.id, None]
     assert len(lines) == 4 + 5 and all(line["duplicate_of"] is None for line in lines[4:])
     assert "1 duplicates" in capsys.readouterr().err
+
+
+def test_marsad_dedup_with_nothing_readable_fails_and_says_why(tmp_path, capsys):
+    assert main(["dedup", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "0 documents" in err and "1 inputs skipped" in err

@@ -14,6 +14,7 @@ from processors.ner import (
     normalize,
     read_conll,
     strip_proclitics,
+    valid_bio,
 )
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -62,6 +63,13 @@ def test_tag_sentences_keeps_shape_and_handles_empty(tagger: CrfTagger) -> None:
     assert [len(t) for t in tags] == [4, 0, 4]
     assert all(tag == "O" or tag[:2] in ("B-", "I-") for sentence in tags for tag in sentence)
     assert tagger.tag([]) == []
+
+
+def test_output_is_valid_bio(tagger: CrfTagger) -> None:
+    # The CRF alone tags this one-word sentence I-ORG: an entity must start with B-.
+    assert tagger.tag(["داعش"]) == ["B-ORG"]
+    assert valid_bio(["O", "I-LOC", "I-LOC", "B-LOC", "I-PERS"]) == [
+        "O", "B-LOC", "I-LOC", "B-LOC", "B-PERS"]
 
 
 def test_missing_model_says_how_to_train(tmp_path: Path) -> None:

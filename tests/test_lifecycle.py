@@ -1,0 +1,86 @@
+"""The service on its embedded default, as the quick start runs it: one service per data_dir,
+and no broker left behind however the service ends."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from marsad.broker import free_port
+from tests.conftest import ROOT, Service, child_env, marsad, read_jsonl, wait_for
+
+pytestmark = pytest.mark.broker
+
+
+def embedded_config(tmp_path: Path, metrics_port: int) -> Path:
+    config = tmp_path / "marsad.toml"
+    config.write_text(f'''
+[service]
+data_dir = "{tmp_path / 'data'}"
+
+[ingest]
+replay = ["{ROOT / 'seeds'}"]
+
+[sinks]
+console = false
+jsonl = "{tmp_path / 'alerts.jsonl'}"
+
+[metrics]
+port = {metrics_port}
+host = "127.0.0.1"
+''', encoding="utf-8")
+    return config
+
+
+def accepts(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), 0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def deduplicated(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as page:
+            text = page.read().decode()
+    except OSError:
+        return 0.0
+    found = re.search(r'marsad_stage_documents_in_total\{stage="dedup"\} (\S+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_one_service_per_data_dir_and_its_broker_dies_with_it(tmp_path):
+    port = free_port()
+    config = embedded_config(tmp_path, port)
+    state = tmp_path / "data" / "broker.url"
+    service = Service(config, ROOT).start()
+    try:
+        wait_for(lambda: read_jsonl(tmp_path / "alerts.jsonl"), timeout=120)  # the seeds' alerts
+        address = state.read_text().strip().removeprefix("kafka://")
+
+        second = marsad("run", "--config", str(config), cwd=ROOT,
+                        env=child_env(MARSAD_METRICS_PORT=str(free_port())))
+        assert second.returncode == 2, second.stderr
+        assert f"another `marsad run` is using {tmp_path / 'data'}" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert state.exists()  # the first service can still be found by replay and alerts
+    finally:
+        service.stop(signal.SIGKILL)
+    # Killed without a chance to clean up: its broker goes too, so nothing takes documents that
+    # no worker will process, and the next service starts over the stale address file.
+    wait_for(lambda: not accepts(address), timeout=10)
+    assert state.exists()
+    again = Service(config, ROOT).start()
+    try:
+        wait_for(lambda: deduplicated(port) >= 5, timeout=120)  # the seeds went through again
+        assert state.read_text().strip() != f"kafka://{address}"
+    finally:
+        assert again.stop(signal.SIGTERM) == 0
+    assert not state.exists()
