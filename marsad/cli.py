@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,10 +29,19 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # Until the worker installs its own handler, a SIGTERM (a supervisor stopping a service
+    # that is still loading its libraries and models) unwinds like Ctrl-C: the embedded broker
+    # stops and broker.url goes.
+    signal.signal(signal.SIGTERM, _stop_while_starting)
     from marsad.service import parse_roles, run_service
 
     roles = parse_roles(args.role)
     return run_service(_config(args), roles)
+
+
+def _stop_while_starting(_signum: int, _frame: object) -> None:
+    log.warning("marsad stopped while starting")
+    raise SystemExit(0)
 
 
 def cmd_process(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import time
 import urllib.request
 from pathlib import Path
 
@@ -84,3 +85,13 @@ def test_one_service_per_data_dir_and_its_broker_dies_with_it(tmp_path):
     finally:
         assert again.stop(signal.SIGTERM) == 0
     assert not state.exists()
+
+
+def test_a_service_stopped_while_it_starts_exits_cleanly(tmp_path):
+    # A supervisor may stop the service while it still loads its models.
+    config = embedded_config(tmp_path, free_port())
+    service = Service(config, ROOT).start()
+    time.sleep(1.5)
+    assert service.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in service.stderr
+    assert not (tmp_path / "data" / "broker.url").exists()
