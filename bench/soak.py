@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
+import math
 import shutil
 import signal
 import statistics
@@ -36,8 +36,9 @@ from kafka import KafkaProducer
 
 from ingest.documents import ReadReport, read_documents
 from marsad import REPO_ROOT
-from marsad.bench import (DEFAULT_CORPUS, PREFIX, PARTITIONS, SEED_TOWN, TOWNS, BenchError,
-                          scrape, start_workers, tail, total, wait_assigned, write_config)
+from marsad.bench import (DEFAULT_CORPUS, PARTITIONS, PREFIX, SEED_TOWN, TOWNS, BenchError,
+                          memory_mb, scrape, start_workers, tail, total, wait_assigned,
+                          write_config)
 from marsad.broker import EmbeddedBroker, Topics, ensure_topics
 from marsad.config import ConfigError, parse_duration
 from marsad.records import Document, dumps
@@ -48,12 +49,7 @@ CLAIM_EVERY = 20
 
 
 def rss_mb(pid: int) -> float:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0.0
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    return int(match.group(1)) / 1024 if match else 0.0
+    return memory_mb(pid, "VmRSS")
 
 
 def documents(corpus: Path, start: datetime, step: timedelta) -> Iterator[Document]:
@@ -133,10 +129,11 @@ def run(minutes: float, rate: float, step: timedelta, corpus: Path) -> int:
                       f"{total(now, 'marsad_consumer_lag_messages'):5.0f} "
                       f"{total(now, 'marsad_alerts_total'):6.0f}", flush=True)
         producer.close()
-        half = samples[len(samples) // 2:]
+        growth = growth_per_10k(samples[len(samples) // 2:])
         print(f"\nworker memory: {samples[0][1]:.0f} MB after {samples[0][0]:.0f} documents, "
               f"{samples[-1][1]:.0f} MB after {samples[-1][0]:.0f}; second half of the run: "
-              f"{growth_per_10k(half):+.1f} MB per 10,000 documents")
+              + ("too short to tell" if math.isnan(growth)
+                 else f"{growth:+.1f} MB per 10,000 documents"))
         return 0
     finally:
         for worker in workers:

@@ -336,11 +336,16 @@ def send(producer: KafkaProducer, topic: str, docs: list[Document],
 
 
 def peak_rss_mb(pid: int) -> float:
+    return memory_mb(pid, "VmHWM")
+
+
+def memory_mb(pid: int, field: str) -> float:
+    """A memory figure of /proc/PID/status in MB (VmRSS now, VmHWM the peak); 0 when gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0.0
-    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    match = re.search(rf"{field}:\s+(\d+) kB", status)
     return int(match.group(1)) / 1024 if match else 0.0
 
 
