@@ -168,7 +168,8 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
     while True:
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="marsad-admin",
-                                     request_timeout_ms=10000)
+                                     request_timeout_ms=10000,
+                                     bootstrap_timeout_ms=int(timeout * 1000))
             break
         except KafkaError as exc:
             if time.monotonic() > deadline:

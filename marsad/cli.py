@@ -14,6 +14,9 @@ from marsad import __version__
 from marsad.config import Config, ConfigError, TownConfig, load_config
 
 log = logging.getLogger("marsad")
+# How long `replay` and `alerts` try to reach a broker before they say they cannot; the service
+# itself waits longer, for a broker that starts beside it.
+CLIENT_TIMEOUT = 10.0
 
 
 class CliError(Exception):
@@ -84,12 +87,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     bootstrap = _bootstrap(args, config)
     topics = Topics(config.broker.topic_prefix, config.broker.partitions)
     # Producing to a missing topic would auto-create it with the broker's default partitions.
-    ensure_topics(bootstrap, topics)
+    ensure_topics(bootstrap, topics, timeout=CLIENT_TIMEOUT)
     topic = topics.raw
     report = ReadReport()
     producer = _kafka_call(bootstrap, lambda: KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, request_timeout_ms=15000,
-        client_id="marsad-replay"))
+        bootstrap_timeout_ms=int(CLIENT_TIMEOUT * 1000), client_id="marsad-replay"))
     sent = 0
     try:
         for doc in read_documents(args.paths, report):
@@ -115,7 +118,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     topic = Topics(config.broker.topic_prefix, config.broker.partitions).alerts
     consumer = _kafka_call(bootstrap, lambda: KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="marsad-alerts",
-        consumer_timeout_ms=1000))
+        consumer_timeout_ms=1000, bootstrap_timeout_ms=int(CLIENT_TIMEOUT * 1000)))
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
