@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
@@ -252,3 +253,13 @@ def test_webhook_spool_stays_small_is_per_process_and_forgets_given_up_alerts(tm
     assert len(received) == 20 and failures == ["a0"]
     assert len(spooled) <= 4  # rewritten as deliveries finished, not one line per alert
     assert not left  # the dead-lettered alert is not offered again after a restart
+
+
+def test_console_shows_the_start_of_a_long_sentence(tmp_path):
+    alert = make_alert("a1")
+    long = replace(alert.claim, sentence="قصفت قاذفات روسية مواقع في البوكمال " * 20)
+    out = io.StringIO()
+    assert run(ConsoleSink(out).deliver(replace(alert, claim=long)))
+    line = out.getvalue()
+    assert "actors: قاذفات روسية (agent)" in line and line.rstrip().endswith("…»")
+    assert len(line) < 500
