@@ -33,8 +33,9 @@ def add_feeds_parser(sub: Any) -> None:
 
     add = actions.add_parser("import", help="add the feeds of an OPML file to the feed store")
     add.add_argument("opml", metavar="FILE.opml")
-    add.add_argument("--interval", default=FeedConfig.interval,
-                     help="poll interval of the imported feeds (default: %(default)s)")
+    add.add_argument("--interval",
+                     help=f"poll interval of the imported feeds (default: {FeedConfig.interval});"
+                          " given again, it changes the interval of feeds imported before")
     add.add_argument("--any-language", action="store_true",
                      help="keep non-Arabic items too (default: Arabic only)")
     add.add_argument("--config")
@@ -56,20 +57,31 @@ def _config(args: argparse.Namespace) -> Config:
 
 def cmd_import(args: argparse.Namespace) -> int:
     config = _config(args)
-    parse_duration(args.interval, "--interval")
+    interval = args.interval or FeedConfig.interval
+    parse_duration(interval, "--interval")
     try:
         report = read_opml(args.opml)
     except OpmlError as exc:
         print(f"marsad feeds import: {exc}", file=sys.stderr)
         return 2
     path = state_path(config.service.data_dir)
-    added, present, skipped = 0, 0, list(report.skipped)
+    added, present, updated, skipped = 0, 0, 0, list(report.skipped)
     with FeedStore(path) as store:
         active = active_feeds(config, store)
         taken_names = {f.name for f in active}
-        taken_urls = {f.url for f in active}
+        known = {f.url: f for f in active}
+        added_urls: set[str] = set()
         for feed in report.feeds:
-            if feed.url in taken_urls:
+            before = known.get(feed.url)
+            # Only an explicit --interval changes what an earlier import chose; feeds of the
+            # config file are the config's to change.
+            if (before is not None and args.interval and before.origin == "opml"
+                    and before.interval_text != interval):
+                store.ensure(before.name, before.url, interval, before.arabic_only, origin="opml")
+                present += 1
+                updated += 1
+                continue
+            if before is not None or feed.url in added_urls:
                 skipped.append(f"{feed.name}: already present")
                 present += 1
                 continue
@@ -77,14 +89,16 @@ def cmd_import(args: argparse.Namespace) -> int:
             while name in taken_names or store.get(name) is not None:
                 n += 1
                 name = f"{feed.name} ({n})"
-            store.ensure(name, feed.url, args.interval, not args.any_language, origin="opml")
+            store.ensure(name, feed.url, interval, not args.any_language, origin="opml")
             taken_names.add(name)
-            taken_urls.add(feed.url)
+            added_urls.add(feed.url)
             added += 1
     for line in skipped:
         print(f"skipped {redact_text(line)}", file=sys.stderr)
-    print(f"imported {added} feeds into {path}" + (f", skipped {len(skipped)}" if skipped else "")
-          + ("; a running `marsad run` picks them up within 30s" if added else ""),
+    print(f"imported {added} feeds into {path}"
+          + (f", set the interval of {updated} to {interval}" if updated else "")
+          + (f", skipped {len(skipped)}" if skipped else "")
+          + ("; a running `marsad run` picks them up within 30s" if added or updated else ""),
           file=sys.stderr)
     # Importing the same file again is not an error; a file without usable feeds is.
     return 0 if added or present else 1

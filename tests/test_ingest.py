@@ -450,12 +450,15 @@ url = "https://configured.example/rss"
     assert "imported 3 feeds" in err and "skipped 2" in err and "SECRET" not in err
     assert marsad_main(["feeds", "import", str(opml), *args]) == 0  # again: all present
     assert "imported 0 feeds" in capsys.readouterr().err
+    # Again with another interval: the imported feeds take it, the configured one does not.
+    assert marsad_main(["feeds", "import", str(opml), "--interval", "30m", *args]) == 0
+    assert "set the interval of 3 to 30m" in capsys.readouterr().err
 
     assert marsad_main(["feeds", "list", "--json", *args]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["name"], r["origin"], r["interval"]) for r in rows] == [
-        ("configured", "config", "5m"), ("Token feed", "opml", "15m"),
-        ("عنب بلدي", "opml", "15m"), ("عنب بلدي (2)", "opml", "15m")]
+        ("configured", "config", "5m"), ("Token feed", "opml", "30m"),
+        ("عنب بلدي", "opml", "30m"), ("عنب بلدي (2)", "opml", "30m")]
     assert rows[1]["url"] == "https://x.example/rss?token=***"
     assert all(r["last_success"] is None and r["items_seen"] == 0 for r in rows)
 
