@@ -61,15 +61,20 @@ STALL_TICKS = 3
 
 class StallDetector:
     """Source partitions whose committed offset has not moved for ``ticks`` observations in a row
-    while records wait after it."""
+    while records wait after it and the worker is idle.
+
+    A saturated worker's commits can trail for tens of seconds (faust commits only once the
+    table changelog writes before them are produced), so an offset standing still is a stall
+    only when the worker handled nothing since the last observation either."""
 
     def __init__(self, ticks: int):
         self.ticks = ticks
         self._seen: dict[Hashable, tuple[int, int]] = {}  # partition -> (committed, still ticks)
 
-    def observe(self, partition: Hashable, committed: int, end: int) -> bool:
+    def observe(self, partition: Hashable, committed: int, end: int, busy: bool = False) -> bool:
         previous = self._seen.get(partition)
-        still = previous[1] + 1 if previous and previous[0] == committed and end > committed else 0
+        still = (previous[1] + 1 if previous and previous[0] == committed and end > committed
+                 and not busy else 0)
         self._seen[partition] = (committed, still)
         return still >= self.ticks
 
@@ -115,6 +120,10 @@ class Stream:
         self.progress = Progress()
         self._lag_labels: set[tuple[str, str]] = set()
         self._stalls = StallDetector(STALL_TICKS)
+        # Records this worker's agents took, and the count at the last lag tick: a worker whose
+        # count moves is busy, not stalled.
+        self._handled = 0
+        self._handled_at_tick = 0
         session = parse_duration(config.broker.session_timeout, "broker.session_timeout")
         # faust keeps a folder per app (without creating its parents): under the data dir, not
         # wherever marsad was started.
@@ -167,7 +176,7 @@ class Stream:
         async def dedup_agent(stream: Any) -> None:
             async for event in stream.events():
                 started = time.perf_counter()
-                metrics.DOCUMENTS_IN.labels("dedup").inc()
+                self._took("dedup")
                 try:
                     doc = Document.accept(loads(event.value))
                     result = pipeline.dedup.check(doc, dedup_table)
@@ -206,7 +215,7 @@ class Stream:
         async def claims_agent(stream: Any) -> None:
             async for event in stream.events():
                 started = time.perf_counter()
-                metrics.DOCUMENTS_IN.labels("claims").inc()
+                self._took("claims")
                 try:
                     doc = Document.from_dict(loads(event.value))
                     extraction = pipeline.claims.analyse(doc)
@@ -229,7 +238,7 @@ class Stream:
         async def novelty_agent(stream: Any) -> None:
             async for event in stream.events():
                 started = time.perf_counter()
-                metrics.DOCUMENTS_IN.labels("novelty").inc()
+                self._took("novelty")
                 try:
                     claim = Claim.from_dict(loads(event.value))
                     verdict = pipeline.novelty.judge(claim, novelty_table.get(claim.town.id))
@@ -253,7 +262,7 @@ class Stream:
         async def sinks_agent(stream: Any) -> None:
             async for event in stream.events():
                 started = time.perf_counter()
-                metrics.DOCUMENTS_IN.labels("sinks").inc()
+                self._took("sinks")
                 try:
                     alert = Alert.from_dict(loads(event.value))
                 except Exception as exc:  # noqa: BLE001
@@ -303,13 +312,17 @@ class Stream:
         # assignment; asking the broker again would cost a request per partition and tick. It is
         # private, which the pin of faust-streaming to 0.15 in pyproject.toml makes safe.
         committed = consumer._committed_offset
+        # Busy: records taken since the last tick, or table changelog writes still waiting to
+        # be produced (the producer's buffer, public in faust 0.15).
+        busy = self._handled != self._handled_at_tick or self.app.producer.buffer.size > 0
+        self._handled_at_tick = self._handled
         current = set()
         stalled = []
         for tp, end in ends.items():
             done = committed.get(tp) or 0
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
             current.add((tp.topic, str(tp.partition)))
-            if self._stalls.observe(tp, done, end):
+            if self._stalls.observe(tp, done, end, busy):
                 stalled.append(f"{tp.topic}[{tp.partition}]@{done} ({end - done} waiting)")
         for labels in self._lag_labels - current:  # partitions moved to another worker
             metrics.CONSUMER_LAG.remove(*labels)
@@ -317,6 +330,10 @@ class Stream:
         self._stalls.keep(ends.keys())
         if stalled:
             await self._unstall(stalled)
+
+    def _took(self, stage: str) -> None:
+        metrics.DOCUMENTS_IN.labels(stage).inc()
+        self._handled += 1
 
     async def _unstall(self, stalled: list[str]) -> None:
         """Fetch again from the committed offsets.

@@ -23,3 +23,12 @@ def test_progress_or_reset_restarts_the_count():
     assert not watch.observe("raw", 7, 9)
     watch.keep(["unique"])
     assert not watch.observe("raw", 7, 9) and not watch.observe("raw", 7, 9)
+
+
+def test_a_busy_worker_is_never_stalled():
+    # Saturated, its commits trail the records it handles for tens of seconds: fetching again
+    # then would only add to its load.
+    watch = StallDetector(ticks=2)
+    assert not any(watch.observe("raw", 6, 900, busy=True) for _ in range(10))
+    # Idle again, with the offset still where it was: two idle ticks make a stall.
+    assert [watch.observe("raw", 6, 900) for _ in range(2)] == [False, True]
