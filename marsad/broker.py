@@ -218,11 +218,21 @@ def broker_state_file(data_dir: str) -> Path:
     return Path(data_dir) / "broker.url"
 
 
+def _recorded_address(data_dir: str) -> str | None:
+    """host:port of the embedded broker a `marsad run` on ``data_dir`` wrote down, if any."""
+    try:
+        return broker_state_file(data_dir).read_text().strip().removeprefix("kafka://")
+    except OSError:  # none, or unreadable: as good as none
+        return None
+
+
 def running_embedded_broker(data_dir: str) -> str | None:
     """The address of a live embedded broker another ``marsad run`` left in ``data_dir``, or
     None (no file, or one left by a service that is gone)."""
+    address = _recorded_address(data_dir)
+    if address is None:
+        return None
     try:
-        address = broker_state_file(data_dir).read_text().strip().removeprefix("kafka://")
         host, _, port = address.rpartition(":")
         socket.create_connection((host, int(port)), 0.5).close()
     except (OSError, ValueError):
@@ -238,10 +248,10 @@ def resolve_bootstrap(url: str | None, config: BrokerConfig, data_dir: str) -> s
         return url.removeprefix("kafka://")
     if not config.embedded:
         return config.bootstrap()
-    state = broker_state_file(data_dir)
-    if state.exists():
-        return state.read_text().strip().removeprefix("kafka://")
+    address = _recorded_address(data_dir)
+    if address is not None:
+        return address
     raise BrokerError(
         "no running marsad service found (no broker address in "
-        f"{state}); start `marsad run` or pass --broker kafka://host:port"
+        f"{broker_state_file(data_dir)}); start `marsad run` or pass --broker kafka://host:port"
     )

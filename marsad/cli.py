@@ -160,7 +160,7 @@ def _town_ids(name: str, config: Config) -> set[str]:
     monitored = MonitoredTowns(gazetteer, [(t.name, list(t.aliases)) for t in config.towns])
     places = monitored.lookup(name) or gazetteer.lookup(name)
     if not places:
-        MonitoredTowns(gazetteer, [(name, [])])  # raises UnknownPlace, with close names
+        raise gazetteer.unknown(name)
     return {place.id for place in places}
 
 

@@ -103,6 +103,16 @@ class Gazetteer:
     def suggest(self, name: str, limit: int = 3) -> list[str]:
         return difflib.get_close_matches(normalize(name), self._names.keys(), n=limit, cutoff=0.6)
 
+    def unknown(self, name: str) -> UnknownPlace:
+        """The error for a town name none of the places bears, with the closest names."""
+        hint = self.suggest(name)
+        return UnknownPlace(
+            f"town {name!r} is not in the gazetteer"
+            + (f" (close names: {', '.join(hint)})" if hint else "")
+            + "; check the spelling, or give the town in marsad.toml aliases the "
+            "gazetteer knows ([[towns]] name and aliases)"
+        )
+
     def may_name(self, norm_text: str) -> bool:
         """False when ``norm_text`` (processors.normalize.char_forms) names none of the places."""
         return self._names.may_occur(norm_text)
@@ -130,13 +140,7 @@ class MonitoredTowns(Gazetteer):
             for alias in aliases:
                 candidates = candidates or gazetteer.lookup(alias)
             if not candidates:
-                hint = gazetteer.suggest(name)
-                raise UnknownPlace(
-                    f"town {name!r} is not in the gazetteer"
-                    + (f" (close names: {', '.join(hint)})" if hint else "")
-                    + "; check the spelling, or give the town in marsad.toml aliases the "
-                    "gazetteer knows ([[towns]] name and aliases)"
-                )
+                raise gazetteer.unknown(name)
             known = candidates[0]
             # The configured Arabic spelling is what users wrote and what their alerts show; a
             # town named by its English name or id keeps the gazetteer's Arabic name.
