@@ -9,9 +9,13 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from marsad import __version__
 from marsad.config import Config, ConfigError, TownConfig, load_config
+
+if TYPE_CHECKING:
+    from sinks.console import AlertLines
 
 log = logging.getLogger("marsad")
 # How long `replay` and `alerts` try to reach a broker before they say they cannot; the service
@@ -111,9 +115,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
     from marsad.broker import Topics
+    from sinks.console import AlertLines
 
     config = _config(args)
     wanted = _town_ids(args.town, config) if args.town else None
+    lines = None if args.json else AlertLines()
     bootstrap = _bootstrap(args, config)
     topic = Topics(config.broker.topic_prefix, config.broker.partitions).alerts
     consumer = _kafka_call(bootstrap, lambda: KafkaConsumer(
@@ -141,7 +147,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             for records in batch.values():
                 for record in records:
                     idle_since = time.monotonic()
-                    _print_alert(record.value, wanted, args.json)
+                    _print_alert(record.value, wanted, lines)
             done = all(consumer.position(tp) >= ends[tp] for tp in assigned)
             if not args.follow and (done or time.monotonic() - idle_since > 3):
                 return 0
@@ -164,9 +170,9 @@ def _town_ids(name: str, config: Config) -> set[str]:
     return {place.id for place in places}
 
 
-def _print_alert(raw: bytes, wanted_towns: set[str] | None, as_json: bool) -> None:
+def _print_alert(raw: bytes, wanted_towns: set[str] | None, lines: AlertLines | None) -> None:
+    """Print one record of the alerts topic: as it is with ``lines`` None (--json), else readable."""
     from marsad.records import Alert
-    from sinks.console import format_alert
 
     try:
         data = json.loads(raw)
@@ -177,7 +183,7 @@ def _print_alert(raw: bytes, wanted_towns: set[str] | None, as_json: bool) -> No
         return
     if wanted_towns is not None and alert.town.id not in wanted_towns:
         return
-    print(json.dumps(data, ensure_ascii=False) if as_json else format_alert(alert), flush=True)
+    print(json.dumps(data, ensure_ascii=False) if lines is None else lines.line(alert), flush=True)
 
 
 def cmd_dedup(args: argparse.Namespace) -> int:

@@ -263,3 +263,20 @@ def test_console_shows_the_start_of_a_long_sentence(tmp_path):
     line = out.getvalue()
     assert "actors: قاذفات روسية (agent)" in line and line.rstrip().endswith("…»")
     assert len(line) < 500
+
+
+def test_console_writes_a_sentence_once_for_all_its_claims():
+    first = make_alert("a1")
+    syria = replace(first.claim, event_type="clashes",
+                    actors=(Actor("syrian_government", "الجيش السوري", "agent"),))
+    mayadin = Town("geonames:170794", "الميادين", "Mayadin", 35.02, 40.45)
+    out = io.StringIO()
+    sink = ConsoleSink(out)
+    assert run(sink.deliver(first))
+    assert run(sink.deliver(replace(first, alert_id="a2", claim=syria)))
+    assert run(sink.deliver(replace(first, alert_id="a3", town=mayadin, claim=syria)))
+    assert run(sink.deliver(replace(first, alert_id="a4", claim=replace(first.claim, doc=DocRef("d2")))))
+    lines = out.getvalue().splitlines()
+    assert [line.count("«قصفت قاذفات روسية البوكمال»") for line in lines] == [1, 0, 0, 1]
+    assert lines[1] == "    + clashes (asserted) | actors: الجيش السوري (agent)"
+    assert lines[2].startswith("    + الميادين: clashes")
