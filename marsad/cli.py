@@ -234,7 +234,6 @@ def cmd_ner(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read {args.conll}: {exc}") from exc
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    gold = [[tag or "O" for _, tag in sentence] for sentence in sentences]
     predicted: list[list[str]] = []
     started = last = time.monotonic()
     # Whole runs of sentences at once: the tagger's second pass uses how neighbouring sentences
@@ -250,12 +249,19 @@ def cmd_ner(args: argparse.Namespace) -> int:
             if time.monotonic() - last > 5:
                 last = time.monotonic()
                 print(f"tagged {len(predicted)}/{len(sentences)} sentences", file=sys.stderr)
-    tokens = sum(len(s) for s in sentences)
+    n_tokens = sum(len(s) for s in sentences)
     elapsed = time.monotonic() - started
-    print(f"tagged {len(sentences)} sentences, {tokens} tokens in {elapsed:.1f}s -> {out}",
+    print(f"tagged {len(sentences)} sentences, {n_tokens} tokens in {elapsed:.1f}s -> {out}",
           file=sys.stderr)
-    if any(tag is not None for sentence in sentences for _, tag in sentence):
-        print(format_scores(entity_scores(gold, predicted)))
+    # Only sentences tagged in full are scored: reading a missing tag as O would count every
+    # entity the tagger finds there as a false positive.
+    scored = [i for i, sentence in enumerate(sentences) if all(tag for _, tag in sentence)]
+    partly = sum(1 for sentence in sentences if any(tag for _, tag in sentence)) - len(scored)
+    if partly:
+        print(f"not scored: {partly} sentences have lines without a gold tag", file=sys.stderr)
+    if scored:
+        gold = [[tag or "O" for _, tag in sentences[i]] for i in scored]
+        print(format_scores(entity_scores(gold, [predicted[i] for i in scored])))
     return 0
 
 

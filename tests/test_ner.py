@@ -127,3 +127,19 @@ def test_model_matches_feature_code_on_anercorp(tagger: CrfTagger) -> None:
     pred = tagger.tag_sentences([[t for t, _ in s] for s in sentences])
     gold = [[tag or "O" for _, tag in s] for s in sentences]
     assert entity_scores(gold, pred)["micro"]["f1"] > 0.9
+
+
+def test_marsad_ner_scores_only_sentences_tagged_in_full(tmp_path) -> None:
+    from tests.conftest import marsad
+
+    conll = tmp_path / "in.conll"
+    # The second sentence has a line without a tag: were it read as O, the tagger's PERS there
+    # would count as a false positive.
+    conll.write_text("قصفت\tO\nالطائرات\tO\nالبوكمال\tB-LOC\n\nقال\tO\nسيرغي\nلافروف\tI-PERS\n",
+                     encoding="utf-8")
+    result = marsad("ner", "--conll", str(conll), "--out", str(tmp_path / "out.tsv"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "not scored: 1 sentences have lines without a gold tag" in result.stderr
+    micro = next(line.split() for line in result.stdout.splitlines() if line.startswith("micro"))
+    assert micro[-1] == "1"  # gold entities counted: البوكمال alone
+    assert len((tmp_path / "out.tsv").read_text(encoding="utf-8").strip().split("\n\n")) == 2
