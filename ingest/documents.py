@@ -1,12 +1,16 @@
 """Documents from files: seed .txt files (first non-empty line is the title), folders of them, and
 JSON Lines (optionally gzipped) in the contract's input schema.
 
+A .txt file may be UTF-8, UTF-16 with a byte-order mark, or windows-1256 (what Arabic Windows
+editors save by default); JSON Lines are UTF-8, as JSON requires.
+
 Bad input never stops a read: an unreadable file, a broken line or an empty document is logged on
 one line, counted in ``marsad_input_skipped_total`` and skipped.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import logging
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from marsad.metrics import SKIPPED_INPUTS
-from marsad.records import Document, RecordError, TooLarge
+from marsad.records import MAX_DOCUMENT_BYTES, Document, RecordError, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +60,38 @@ def expand(paths: list[str | Path], report: ReadReport) -> list[Path]:
     return files
 
 
+def decode_text(raw: bytes) -> str | None:
+    """The text of a .txt file, or None when it is in none of the encodings read here."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    # windows-1256 maps nearly every byte to something, so any binary file would "decode": only
+    # text whose letters are mostly Arabic is taken for it.
+    text = raw.decode("cp1256", errors="replace")
+    letters = [c for c in text if c.isalpha()]
+    arabic = sum(1 for c in letters if "\u0600" <= c <= "\u06ff")
+    return text if letters and arabic >= 0.6 * len(letters) and "\ufffd" not in text else None
+
+
 def read_text_document(path: Path, report: ReadReport) -> Document | None:
     try:
-        content = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        report.skip(str(path), "not UTF-8 text", "wrong_encoding")
-        return None
+        # A file far past the document limit is refused before it is read into memory.
+        size = path.stat().st_size
+        if size > 4 * MAX_DOCUMENT_BYTES:
+            report.skip(str(path), f"document: {size} bytes, more than {MAX_DOCUMENT_BYTES}", "too_large")
+            return None
+        content = decode_text(path.read_bytes())
     except OSError as exc:
         report.skip(str(path), exc.strerror or str(exc), "unreadable_file")
+        return None
+    if content is None:
+        report.skip(str(path), "not text in UTF-8, UTF-16 or windows-1256", "wrong_encoding")
         return None
     lines = content.splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip()), None)

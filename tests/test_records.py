@@ -68,26 +68,36 @@ def test_bad_inputs_are_counted_skips_not_crashes(tmp_path):
     gz = tmp_path / "more.jsonl.gz"
     with gzip.open(gz, "wt", encoding="utf-8") as out:
         out.write(json.dumps({"id": "g3", "text": "خبر ثالث"}) + "\n")
+    windows = tmp_path / "windows.txt"
+    windows.write_bytes("عنوان\nقصفت طائرات البوكمال".encode("cp1256"))
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_bytes("عنوان\nقصفت طائرات البوكمال".encode("utf-16"))
     latin = tmp_path / "latin.txt"
-    latin.write_bytes("عنوان\nنص".encode("cp1256"))
+    latin.write_bytes("Café crème\nà la française, déjà vu".encode("latin-1"))
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n", encoding="utf-8")
     book = tmp_path / "book.txt"
     book.write_text("عنوان\n" + "فقرة طويلة جدا. " * 40_000, encoding="utf-8")
+    dump = tmp_path / "dump.txt"
+    dump.write_bytes(b"x" * (5 * 1024 * 1024))
 
     too_large = REGISTRY.get_sample_value("marsad_input_skipped_total", {"reason": "too_large"})
     report = ReadReport()
-    docs = list(read_documents([jsonl, gz, latin, empty, book, tmp_path / "missing.txt"], report))
-    assert [d.id for d in docs] == ["g1", "g2", "g3"]
+    docs = list(read_documents(
+        [jsonl, gz, windows, utf16, latin, empty, book, dump, tmp_path / "missing.txt"], report))
+    assert [d.id for d in docs][:3] == ["g1", "g2", "g3"]
+    assert [(d.title, d.text) for d in docs[3:]] == [("عنوان", "قصفت طائرات البوكمال")] * 2
     reasons = " | ".join(report.skipped)
     assert "docs.jsonl:2: malformed JSON" in reasons
     assert "docs.jsonl:3: text: required" in reasons
     assert "docs.jsonl:5: document: " in reasons and "more than 524288" in reasons
     assert "docs.jsonl:6: malformed JSON (nested too deeply)" in reasons
     assert "book.txt: document: " in reasons
+    assert "dump.txt: document: 5242880 bytes, more than 524288" in reasons
     after = REGISTRY.get_sample_value("marsad_input_skipped_total", {"reason": "too_large"})
-    assert after - (too_large or 0) == 2
-    assert "not UTF-8" in reasons and "empty document" in reasons and "no such file" in reasons
+    assert after - (too_large or 0) == 3
+    assert "latin.txt: not text in UTF-8, UTF-16 or windows-1256" in reasons
+    assert "empty document" in reasons and "no such file" in reasons
 
 
 def test_an_unreadable_published_time_is_dropped_not_the_document():
