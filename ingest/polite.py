@@ -24,6 +24,9 @@ ROBOTS_TTL = 3600.0  # RFC 9309: cached rules should not be used for more than 2
 ROBOTS_ERROR_TTL = 60.0
 MAX_CRAWL_DELAY = 60.0  # a site's Crawl-delay is honoured up to this many seconds
 _MAX_IDLE_HOSTS = 1000
+# Rules of this many hosts at most, even when all were read within the hour (a burst of
+# articles linking to new sites); the ones read longest ago go first and are read again if needed.
+_MAX_CACHED_RULES = 10_000
 
 
 def origin(url: str) -> str:
@@ -128,10 +131,15 @@ class Robots:
 
     def _forget_expired(self) -> None:
         """Articles link to ever more hosts over months; rules past their time are fetched
-        again anyway, so they and their idle locks need not stay."""
+        again anyway, so they and their idle locks need not stay, and beyond
+        ``_MAX_CACHED_RULES`` hosts neither do the oldest."""
         now = time.monotonic()
         for key in [k for k, r in self._rules.items() if r.expires < now]:
             del self._rules[key]
+        if len(self._rules) >= _MAX_CACHED_RULES:
+            oldest = sorted(self._rules, key=lambda k: self._rules[k].expires)
+            for key in oldest[: len(oldest) - _MAX_CACHED_RULES * 3 // 4]:
+                del self._rules[key]
         for key in [k for k, lock in self._locks.items()
                     if k not in self._rules and not lock.locked()]:
             del self._locks[key]

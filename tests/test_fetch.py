@@ -384,10 +384,13 @@ def test_robots_txt_rules_and_unreachable_robots(server):
         assert asyncio.run(absent()) is True
 
 
-def test_robots_rules_of_hosts_not_seen_for_long_are_forgotten(monkeypatch):
-    # Months of articles reach ever more hosts: expired rules make room instead of piling up.
+@pytest.mark.parametrize("ttl", [0.0, 3600.0], ids=["expired", "fresh"])
+def test_robots_rules_of_hosts_not_seen_for_long_are_forgotten(monkeypatch, ttl):
+    # Months of articles reach ever more hosts: expired rules make room instead of piling up,
+    # and past the cap so do the oldest fresh ones.
     monkeypatch.setattr(polite, "_MAX_IDLE_HOSTS", 2)
-    monkeypatch.setattr(polite, "ROBOTS_TTL", 0.0)
+    monkeypatch.setattr(polite, "_MAX_CACHED_RULES", 2)
+    monkeypatch.setattr(polite, "ROBOTS_TTL", ttl)
     servers = [FeedServer().start() for _ in range(4)]
     try:
         async def go() -> tuple[int, int]:
