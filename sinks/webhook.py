@@ -17,7 +17,8 @@ import json
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -47,31 +48,48 @@ def signature(secret: str, body: bytes) -> str:
 
 class _Ledger:
     """Alert ids already delivered to one URL, appended to a file so a restart does not resend.
-    The file is rewritten with the remembered ids only once it holds twice as many lines."""
+    The file is rewritten with its most recent ids once it holds about twice as many lines.
+
+    Sinks processes sharing a data_dir append to the same file. Appends and rewrites hold an
+    flock on a lock file beside it, and a rewrite starts from the file, not from this process's
+    memory, so it keeps the ids the other processes appended."""
 
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        lines = path.read_text(encoding="utf-8").split() if path.exists() else []
-        self.ids = RecentIds(lines)
-        self._lines = len(lines)
-        if self._lines > REMEMBERED:
-            self._rewrite()
+        self._lock_path = path.with_name(path.name + ".lock")
+        with self._locked():
+            lines = self._read()
+            self.ids = RecentIds(lines)
+            self._lines = len(lines)
+            if self._lines > REMEMBERED:
+                self._rewrite()
 
     def __contains__(self, alert_id: str) -> bool:
         return alert_id in self.ids
 
     def add(self, alert_id: str) -> None:
         self.ids.add(alert_id)
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(alert_id + "\n")
-        self._lines += 1
-        if self._lines > 2 * REMEMBERED:
-            self._rewrite()
+        with self._locked():
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(alert_id + "\n")
+            self._lines += 1
+            if self._lines > 2 * REMEMBERED:
+                self._rewrite()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _read(self) -> list[str]:
+        return self.path.read_text(encoding="utf-8").split() if self.path.exists() else []
 
     def _rewrite(self) -> None:
-        _replace(self.path, "".join(f"{alert_id}\n" for alert_id in self.ids))
-        self._lines = len(self.ids)
+        recent = list(RecentIds(self._read()))
+        _replace(self.path, "".join(f"{alert_id}\n" for alert_id in recent))
+        self._lines = len(recent)
 
 
 class _Spool:

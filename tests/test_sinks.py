@@ -191,6 +191,18 @@ def test_sinks_remember_a_bounded_number_of_alerts(tmp_path, monkeypatch):
     assert list(JsonlSink(tmp_path / "alerts.jsonl")._seen) == ["a7", "a8", "a9"]
 
 
+def test_a_ledger_rewrite_keeps_what_another_sinks_process_delivered(tmp_path, monkeypatch):
+    monkeypatch.setattr(sinks, "REMEMBERED", 4)
+    monkeypatch.setattr(webhook, "REMEMBERED", 4)
+    first = webhook._Ledger(tmp_path / "hook.delivered")
+    second = webhook._Ledger(tmp_path / "hook.delivered")  # another process on the data_dir
+    for n in range(8):
+        first.add(f"a{n}")
+    second.add("b2")
+    first.add("a8")  # the ninth line: the first process rewrites the file
+    assert list(webhook._Ledger(tmp_path / "hook.delivered").ids) == ["a6", "a7", "b2", "a8"]
+
+
 def test_webhook_alerts_queued_at_a_stop_are_delivered_after_the_restart(tmp_path):
     async def scenario():
         received: list = []
