@@ -165,12 +165,15 @@ def process_batch(config: Config, paths: list[str], alerts_out: str,
         print(f"marsad process: no documents to process in {' '.join(paths)}", file=sys.stderr)
         return 1
     config.broker.url = "embedded"
-    out = Path(alerts_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("", encoding="utf-8")  # a batch run's output holds that run's alerts only
+    # One partition per topic: the contract processes documents in the order given, and
+    # partitions read side by side would let a later copy of a claim raise its alert first.
+    config.broker.partitions = 1
     outcome = {"code": 1}
     with ExitStack() as stack:
-        pipeline = Pipeline(config)
+        pipeline = Pipeline(config)  # an unknown --town fails here, before FILE is touched
+        out = Path(alerts_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("", encoding="utf-8")  # a batch run's output holds that run's alerts only
         bootstrap = _start_broker(config, stack)
         ensure_topics(bootstrap, Topics(config.broker.topic_prefix, config.broker.partitions))
         sink = stack.enter_context(_closing(JsonlSink(out)))

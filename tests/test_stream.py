@@ -51,6 +51,36 @@ def test_process_seeds_then_seeds_twice_gives_the_same_alerts(tmp_path, seeds):
     assert strip(read_jsonl(tmp_path / "b.jsonl")) == strip(alerts)
 
 
+def test_process_keeps_the_order_given_whatever_the_partitions(tmp_path):
+    # Forty different articles carrying one claim: the alert must come from the first of them,
+    # also when the configuration asks for several partitions (as deploy/marsad.toml does).
+    import random
+
+    rng = random.Random(4)
+    words = ("مدينة سوق مدرسة نهر طريق جسر مصنع حقل قرية شارع مستشفى ملعب مكتبة متحف حديقة "
+             "قطار ميناء مطار جامعة مسجد").split()
+    with (tmp_path / "docs.jsonl").open("w", encoding="utf-8") as out:
+        for n in range(40):
+            filler = " ".join(rng.choice(words) for _ in range(60))
+            text = f"{filler}.\nسيطر تنظيم داعش على مدينة البوكمال."
+            out.write(json.dumps({"id": f"doc{n:02}", "text": text}, ensure_ascii=False) + "\n")
+    (tmp_path / "marsad.toml").write_text("[broker]\npartitions = 4\n", encoding="utf-8")
+    result = marsad("process", str(tmp_path / "docs.jsonl"), "--alerts-out",
+                    str(tmp_path / "a.jsonl"), "--config", str(tmp_path / "marsad.toml"),
+                    cwd=tmp_path, env=child_env())
+    assert result.returncode == 0, result.stderr
+    assert [a["doc"]["id"] for a in read_jsonl(tmp_path / "a.jsonl")] == ["doc00"]
+
+
+def test_process_with_an_unknown_town_leaves_the_output_file_alone(tmp_path):
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text('{"alert_id": "earlier"}\n', encoding="utf-8")
+    result = marsad("process", "seeds", "--alerts-out", str(kept), "--town", "Nowhereville",
+                    cwd=ROOT, env=child_env())
+    assert result.returncode == 2 and "Nowhereville" in result.stderr
+    assert kept.read_text(encoding="utf-8") == '{"alert_id": "earlier"}\n'
+
+
 def service_config(tmp_path: Path, bootstrap: str, metrics_port: int) -> Path:
     config = tmp_path / "marsad.toml"
     config.write_text(f'''
