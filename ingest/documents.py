@@ -17,9 +17,10 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from marsad.metrics import SKIPPED_INPUTS
-from marsad.records import MAX_DOCUMENT_BYTES, Document, RecordError, TooLarge
+from marsad.records import MAX_DOCUMENT_BYTES, Document, EmptyDocument, RecordError, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -107,32 +108,55 @@ def read_text_document(path: Path, report: ReadReport) -> Document | None:
         return None
 
 
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """Numbered lines, None for one far past the document limit (read past, never held whole)."""
+    cap = 2 * MAX_DOCUMENT_BYTES
+    number = 0
+    while line := stream.readline(cap + 1):
+        number += 1
+        if len(line) > cap and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = stream.readline(cap + 1)
+            yield number, None
+        else:
+            yield number, line
+
+
 def read_jsonl(path: Path, report: ReadReport) -> Iterator[Document]:
+    """Each line decoded on its own, so a line with bad bytes costs that line only."""
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", errors="strict") as lines:
-            for number, line in enumerate(lines, 1):
+        with opener(path, "rb") as stream:
+            for number, raw in _lines(stream):
+                where = f"{path}:{number}"
+                if raw is None:
+                    report.skip(where, f"document: a line of more than {2 * MAX_DOCUMENT_BYTES} bytes",
+                                "too_large")
+                    continue
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError:
+                    report.skip(where, "not UTF-8 text", "wrong_encoding")
+                    continue
                 if not line.strip():
                     continue
                 try:
                     yield Document.accept(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    report.skip(f"{path}:{number}",
-                                f"malformed JSON ({exc.msg} at column {exc.colno})",
+                    report.skip(where, f"malformed JSON ({exc.msg} at column {exc.colno})",
                                 "malformed_json")
                 except RecursionError:
-                    report.skip(f"{path}:{number}", "malformed JSON (nested too deeply)",
-                                "malformed_json")
+                    report.skip(where, "malformed JSON (nested too deeply)", "malformed_json")
                 except RecordError as exc:
-                    report.skip(f"{path}:{number}", str(exc), _kind(exc))
-    except UnicodeDecodeError:
-        report.skip(str(path), "not UTF-8 text", "wrong_encoding")
+                    report.skip(where, str(exc), _kind(exc))
     except (OSError, EOFError) as exc:
         report.skip(str(path), getattr(exc, "strerror", None) or str(exc), "unreadable_file")
 
 
 def _kind(exc: RecordError) -> str:
-    return "too_large" if isinstance(exc, TooLarge) else "invalid_document"
+    if isinstance(exc, TooLarge):
+        return "too_large"
+    return "empty_document" if isinstance(exc, EmptyDocument) else "invalid_document"
 
 
 def read_documents(paths: list[str | Path], report: ReadReport | None = None) -> Iterator[Document]:

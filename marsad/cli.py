@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -364,7 +365,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"marsad {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 130
+        # Ctrl-C is how a service run in a terminal is stopped, also while it is still starting.
+        return 0 if args.command == "run" else 130
+    except BrokenPipeError:
+        # The reader went away (`marsad alerts | head`): nothing more to say, and nowhere to say
+        # it; stdout goes to /dev/null so the interpreter's final flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

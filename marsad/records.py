@@ -42,6 +42,10 @@ class TooLarge(RecordError):
     reason = "too_large"
 
 
+class EmptyDocument(RecordError):
+    """A document whose text is blank: invalid on a topic, and an empty document in a file."""
+
+
 # Kafka's default message limit is 1 MB (the producers' max_request_size too). A document entering
 # marsad may take half of it, leaving room for what stages add on the way (dedup's new-sentence
 # offsets); past that it would fail to send at some stage, on every retry. No news article comes
@@ -132,7 +136,7 @@ class Document:
         if not isinstance(text, str):
             raise RecordError("text: required, must be a string")
         if not text.strip():
-            raise RecordError("text: empty document")
+            raise EmptyDocument("text: empty document")
         title = _optional_str(data, "title")
         url = _optional_str(data, "url")
         published = _optional_str(data, "published")

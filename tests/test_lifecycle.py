@@ -87,11 +87,13 @@ def test_one_service_per_data_dir_and_its_broker_dies_with_it(tmp_path):
     assert not state.exists()
 
 
-def test_a_service_stopped_while_it_starts_exits_cleanly(tmp_path):
-    # A supervisor may stop the service while it still loads its models.
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["supervisor", "ctrl-c"])
+def test_a_service_stopped_while_it_starts_exits_cleanly(tmp_path, stop):
+    # A supervisor may stop the service while it still loads its models, and so may Ctrl-C.
     config = embedded_config(tmp_path, free_port())
     service = Service(config, ROOT).start()
     time.sleep(1.5)
-    assert service.stop(signal.SIGTERM) == 0
+    assert service.stop(stop) == 0
     assert "Traceback" not in service.stderr
     assert not (tmp_path / "data" / "broker.url").exists()
+

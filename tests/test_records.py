@@ -103,3 +103,22 @@ def test_bad_inputs_are_counted_skips_not_crashes(tmp_path):
 def test_an_unreadable_published_time_is_dropped_not_the_document():
     doc = Document.from_dict({"text": "نص", "published": "0211-20-16T00:00:00+00:00"})
     assert doc.published is None
+
+
+def test_a_jsonl_line_with_bad_bytes_costs_that_line_only(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    good = lambda n: json.dumps({"id": f"m{n}", "text": "قصفت طائرات البوكمال"}, ensure_ascii=False)  # noqa: E731
+    path.write_bytes(b"\n".join([
+        good(1).encode(), b'{"id": "m2", "text": "\xff\xfe"}', json.dumps({"text": " "}).encode(),
+        b'{"text": "' + b"x" * (1100 * 1024) + b'"}', good(5).encode(), good(6).encode()]) + b"\n")
+    count = lambda: REGISTRY.get_sample_value(  # noqa: E731
+        "marsad_input_skipped_total", {"reason": "empty_document"}) or 0
+    empty_before = count()
+    report = ReadReport()
+    assert [d.id for d in read_documents([path], report)] == ["m1", "m5", "m6"]
+    assert count() - empty_before == 1
+    assert report.skipped == [
+        f"{path}:2: not UTF-8 text",
+        f"{path}:3: text: empty document",
+        f"{path}:4: document: a line of more than 1048576 bytes",
+    ]

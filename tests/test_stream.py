@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -138,6 +140,15 @@ def test_service_replay_alerts_poison_and_restart(tmp_path, broker):
         topic_ids = {json.loads(line)["alert_id"] for line in shown.stdout.splitlines()}
         assert {a["alert_id"] for a in read_jsonl(alerts_file)} <= topic_ids
         assert first[0]["alert_id"] in topic_ids
+        # `marsad alerts | head`: the reader goes away before marsad has printed every alert.
+        piped = subprocess.Popen(
+            [sys.executable, "-m", "marsad.cli", "alerts", "--from-beginning", "--broker", url,
+             "--config", str(config)],
+            cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert piped.stdout is not None and piped.stderr is not None
+        piped.stdout.close()
+        assert piped.wait(timeout=60) == 141
+        assert "Traceback" not in piped.stderr.read().decode()
 
         # Poison: bytes that are not JSON, a document without text and one too large to pass
         # on. All go to the dead topic with a reason; a good document sent after them is still
