@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -158,6 +159,10 @@ def test_service_replay_alerts_poison_and_restart(tmp_path, broker):
         producer.send("t.raw", json.dumps({"title": "بلا نص"}).encode())
         huge = json.dumps({"text": "قصف على البوكمال. " * 20_000}, ensure_ascii=False).encode()
         producer.send("t.raw", huge)
+        # From a client other than marsad: no ingested_at, so latency counts from its arrival.
+        sent_at = time.time()
+        producer.send("t.raw", json.dumps({"id": "external-1", "text": "خبر من منتج آخر عن "
+                                           "سوق المدينة"}, ensure_ascii=False).encode())
         producer.flush()
         producer.close()
         explosion = tmp_path / "explosion.txt"
@@ -168,6 +173,9 @@ def test_service_replay_alerts_poison_and_restart(tmp_path, broker):
         wait_for(lambda: any(a["claim"]["event_type"] == "explosion"
                              for a in read_jsonl(alerts_file)))
         raised = {a["alert_id"] for a in read_jsonl(alerts_file)}
+        external = wait_for(lambda: [d for d in map(json.loads, consume_all(bootstrap, "t.unique"))
+                                     if d.get("id") == "external-1"])
+        assert sent_at - 1 <= external[0]["ingested_at"] <= time.time()
 
         def every_alert_dead_lettered() -> list[dict] | None:
             letters = [json.loads(v) for v in consume_all(bootstrap, "t.dead")]
