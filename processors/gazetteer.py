@@ -20,6 +20,7 @@ from processors.phrases import Match, PhraseIndex
 REGION = ("SY", "IQ", "TR", "JO", "LB", "IL", "PS", "SA", "IR")
 MIN_POPULATION = 500
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
+_PLAIN_ARABIC = re.compile(r"[\u0621-\u063a\u0641-\u0652]+(?: [\u0621-\u063a\u0641-\u0652]+)*")
 
 
 class UnknownPlace(ValueError):
@@ -36,6 +37,8 @@ class Place:
     country: str | None = None
     population: int = 0
     names: tuple[str, ...] = field(default=(), compare=False)
+    # Other Latin-script names GeoNames knows ("Abu Kamal", "Al-Bukamal"): typed by users only.
+    latin: tuple[str, ...] = field(default=(), compare=False)
 
     def town(self) -> Town:
         return Town(self.id, self.name_ar, self.name_en, self.lat, self.lon)
@@ -55,18 +58,22 @@ def geonames_places() -> tuple[Place, ...]:
     for city in cache.get_cities().values():
         if city["countrycode"] not in REGION:
             continue
-        arabic = tuple(n for n in city["alternatenames"] if _ARABIC.search(n))
+        arabic = tuple(n.strip("\u200e\u200f ") for n in city["alternatenames"] if _ARABIC.search(n))
         if arabic:
+            latin = {_ascii(n) for n in city["alternatenames"]}
             places.append(
                 Place(
                     id=f"geonames:{city['geonameid']}",
-                    name_ar=arabic[0],
+                    # GeoNames mixes Kurdish, Persian and transliterated spellings in among
+                    # the Arabic ones (Mosul: "mwsڵ"); the name alerts show is plain Arabic.
+                    name_ar=next((n for n in arabic if _PLAIN_ARABIC.fullmatch(n)), arabic[0]),
                     name_en=_ascii(city["name"]),
                     lat=city["latitude"],
                     lon=city["longitude"],
                     country=city["countrycode"],
                     population=city["population"],
                     names=arabic,
+                    latin=tuple(sorted(n for n in latin if n.isascii() and n[:1].isupper())),
                 )
             )
     return tuple(places)
@@ -76,7 +83,7 @@ class Gazetteer:
     def __init__(self, places: tuple[Place, ...] | list[Place] = ()):
         self._names: PhraseIndex[Place] = PhraseIndex(max_tokens=4)
         # Names users type on the command line besides the Arabic ones: GeoNames' English name
-        # (as alerts show it in town.name_en) and the place id.
+        # (as alerts show it in town.name_en), its other Latin-script names, and the place id.
         self._labels: dict[str, list[Place]] = {}
         for place in places:
             self.add(place)
@@ -92,12 +99,12 @@ class Gazetteer:
     def add(self, place: Place, aliases: tuple[str, ...] = ()) -> None:
         for name in (place.name_ar, *place.names, *aliases):
             self._names.add(name, place)
-        for label in (place.name_en, place.id):
+        for label in {place.name_en, place.id, *place.latin}:
             if label:
                 self._labels.setdefault(label.casefold(), []).append(place)
 
     def lookup(self, name: str) -> list[Place]:
-        """Places of that name: an Arabic name in any spelling, the English name or the id."""
+        """Places of that name: an Arabic name in any spelling, a Latin-script name or the id."""
         return self._names.get(name) or list(self._labels.get(name.strip().casefold(), ()))
 
     def suggest(self, name: str, limit: int = 3) -> list[str]:

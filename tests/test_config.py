@@ -132,7 +132,9 @@ def test_a_town_is_named_by_any_spelling_its_english_name_or_its_id():
 
     gazetteer = Gazetteer.default()
     ids = {place.id for name in ("البوكمال", "البو كمال", "Albu Kamal", "albu kamal",
-                                 "geonames:174448") for place in gazetteer.lookup(name)[:1]}
+                                 "Abu Kamal", "Al-Bukamal", "geonames:174448")
+           for place in gazetteer.lookup(name)[:1]}
     assert ids == {"geonames:174448"}
-    towns = MonitoredTowns(gazetteer, [("Albu Kamal", [])])
-    assert [p.name_ar for p in towns.places.values()] == ["أبو كمال"]  # alerts show Arabic
+    towns = MonitoredTowns(gazetteer, [("Albu Kamal", []), ("Mosul", [])])
+    # Alerts show an Arabic name, never a Kurdish or transliterated one GeoNames lists first.
+    assert [p.name_ar for p in towns.places.values()] == ["أبو كمال", "الموصل"]
