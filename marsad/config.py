@@ -154,7 +154,7 @@ class IngestConfig:
 
 @dataclass
 class SinksConfig:
-    jsonl: str = "marsad-data/alerts.jsonl"
+    jsonl: str = "marsad-data/alerts.jsonl"  # when unset: data_dir/alerts.jsonl
     webhooks: list[str] = field(default_factory=list)
     # When set, every webhook POST carries X-Marsad-Signature: sha256=HMAC(secret, body).
     webhook_secret: str = ""
@@ -359,6 +359,11 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     if not path:
         config = _merge_defaults(config, data)
     config.source = str(path) if path else None
+    sinks = data.get("sinks")
+    if not (isinstance(sinks, dict) and "jsonl" in sinks):
+        # Unset, the alerts file lives in data_dir: two services with their own data_dir must
+        # not share one file (and its memory of which alerts it already holds).
+        config.sinks.jsonl = str(Path(config.service.data_dir) / "alerts.jsonl")
     return config.validate()
 
 

@@ -138,3 +138,14 @@ def test_a_town_is_named_by_any_spelling_its_english_name_or_its_id():
     towns = MonitoredTowns(gazetteer, [("Albu Kamal", []), ("Mosul", [])])
     # Alerts show an Arabic name, never a Kurdish or transliterated one GeoNames lists first.
     assert [p.name_ar for p in towns.places.values()] == ["أبو كمال", "الموصل"]
+
+
+def test_the_alerts_file_follows_data_dir_unless_set(tmp_path):
+    assert load_config(env={}).sinks.jsonl == str(Path("marsad-data") / "alerts.jsonl")
+    moved = load_config(env={"MARSAD_SERVICE_DATA_DIR": str(tmp_path / "second")})
+    assert moved.sinks.jsonl == str(tmp_path / "second" / "alerts.jsonl")
+    config = tmp_path / "marsad.toml"
+    config.write_text('[service]\ndata_dir = "d2"\n[sinks]\njsonl = "elsewhere.jsonl"\n')
+    assert load_config(config, env={}).sinks.jsonl == "elsewhere.jsonl"
+    config.write_text('[service]\ndata_dir = "d2"\n[sinks]\njsonl = ""\n')
+    assert load_config(config, env={}).sinks.jsonl == ""
