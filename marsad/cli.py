@@ -222,7 +222,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 
 
 def cmd_ner(args: argparse.Namespace) -> int:
-    from processors.ner import entity_scores, format_scores, read_conll
+    from processors.ner import ConllError, entity_scores, format_scores, read_conll
     from processors.taggers import load_tagger
 
     config = _config(args)
@@ -231,6 +231,8 @@ def cmd_ner(args: argparse.Namespace) -> int:
         raise CliError("[ner] backend is 'none'; choose 'crf' or 'camel'")
     try:
         sentences = read_conll(args.conll)
+    except ConllError as exc:
+        raise CliError(str(exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {args.conll}: {exc}") from exc
     out = Path(args.out)

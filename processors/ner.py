@@ -505,16 +505,25 @@ def valid_bio(tags: list[str]) -> list[str]:
     return out
 
 
+class ConllError(ValueError):
+    """A line of a CoNLL file that is neither a token nor a token and a BIO tag."""
+
+
+_TAG = re.compile(r"O|[BI]-[A-Za-z]+")
+
+
 def read_conll(path: Path | str) -> list[list[tuple[str, str | None]]]:
     """Read a CoNLL file: one token per line, optional gold tag after a tab or space.
 
-    A blank line ends a sentence; with several columns the last one is the tag. ANERcorp has
-    lines with an empty token before the tab: they stay tokens, so output lines up with input.
+    A blank line ends a sentence; with several columns the last one is the tag, and it must be a
+    BIO tag: a line of running text would otherwise pass for a token whose last word is its tag.
+    ANERcorp has lines with an empty token before the tab: they stay tokens, so output lines up
+    with input.
     """
     sentences: list[list[tuple[str, str | None]]] = []
     current: list[tuple[str, str | None]] = []
     with open(path, encoding="utf-8") as fh:
-        for raw in fh:
+        for number, raw in enumerate(fh, 1):
             line = raw.rstrip("\r\n")
             if not line.strip():
                 if current:
@@ -523,6 +532,9 @@ def read_conll(path: Path | str) -> list[list[tuple[str, str | None]]]:
                 continue
             parts = line.split("\t") if "\t" in line else line.split()
             tag = parts[-1].strip() if len(parts) > 1 else ""
+            if tag and not _TAG.fullmatch(tag):
+                raise ConllError(f"{path}:{number}: expected TOKEN<TAB>TAG with a tag like O, "
+                                 f"B-LOC or I-PERS, got {line[:80]!r}")
             current.append((parts[0], tag or None))
     if current:
         sentences.append(current)

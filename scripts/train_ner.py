@@ -283,7 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     started = time.monotonic()
-    sentences = read_conll(args.conll)
+    try:
+        sentences = read_conll(args.conll)
+    except (OSError, ValueError) as exc:
+        ap.error(str(exc))
     if any(tag is None for s in sentences for _, tag in s):
         ap.error(f"{args.conll} has tokens without a gold tag")
     train, dev = (sentences, []) if args.full else split_dev(sentences, args.dev_fraction)

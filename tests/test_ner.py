@@ -143,3 +143,13 @@ def test_marsad_ner_scores_only_sentences_tagged_in_full(tmp_path) -> None:
     micro = next(line.split() for line in result.stdout.splitlines() if line.startswith("micro"))
     assert micro[-1] == "1"  # gold entities counted: البوكمال alone
     assert len((tmp_path / "out.tsv").read_text(encoding="utf-8").strip().split("\n\n")) == 2
+
+
+def test_a_line_of_running_text_is_not_read_as_a_tagged_token(tmp_path: Path) -> None:
+    from tests.conftest import marsad
+
+    conll = tmp_path / "in.conll"
+    conll.write_text("سافر أحمد إلى بيروت\n", encoding="utf-8")
+    result = marsad("ner", "--conll", str(conll), "--out", str(tmp_path / "out.tsv"), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "in.conll:1: expected TOKEN<TAB>TAG" in result.stderr
