@@ -137,11 +137,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         for tp in assigned:
             if args.from_beginning:
                 consumer.seek(tp, starts[tp])
-            elif args.follow:
-                consumer.seek(tp, ends[tp])
             else:
-                # Neither flag: the most recent alerts, as `tail` does.
-                consumer.seek(tp, max(starts[tp], ends[tp] - args.last))
+                # The most recent alerts, as `tail` does; with --follow only new ones, unless
+                # --last asks for some first (`tail -n N -f`).
+                last = args.last if args.last is not None else (0 if args.follow else 20)
+                consumer.seek(tp, max(starts[tp], ends[tp] - last))
         idle_since = time.monotonic()
         while True:
             batch = consumer.poll(timeout_ms=500)
@@ -277,6 +277,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of alerts, 0 or more, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marsad", description=__doc__)
     parser.add_argument("--version", action="version", version=f"marsad {__version__}")
@@ -307,10 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = sub.add_parser("alerts", help="print alerts from the alert topic")
     alerts.add_argument("--town", metavar="NAME", help="only alerts about this town")
     alerts.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
-    alerts.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
+    start = alerts.add_mutually_exclusive_group()
+    start.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
+    start.add_argument("--last", type=_count, metavar="N",
+                       help="start at the N most recent alerts per partition (default: 20, or "
+                            "none with --follow, like tail -f)")
     alerts.add_argument("--json", action="store_true", help="JSON lines instead of text")
-    alerts.add_argument("--last", type=int, default=20,
-                        help="without --from-beginning or --follow: how many recent alerts per partition")
     alerts.add_argument("--broker")
     alerts.add_argument("--config")
     alerts.set_defaults(func=cmd_alerts)

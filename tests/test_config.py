@@ -149,3 +149,10 @@ def test_the_alerts_file_follows_data_dir_unless_set(tmp_path):
     assert load_config(config, env={}).sinks.jsonl == "elsewhere.jsonl"
     config.write_text('[service]\ndata_dir = "d2"\n[sinks]\njsonl = ""\n')
     assert load_config(config, env={}).sinks.jsonl == ""
+
+
+@pytest.mark.parametrize("flags", [["--last", "-3"], ["--from-beginning", "--last", "2"]])
+def test_alerts_refuses_a_start_it_cannot_honour(tmp_path, flags):
+    result = marsad("alerts", *flags, cwd=tmp_path, env=child_env())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--last" in result.stderr.splitlines()[-1]
