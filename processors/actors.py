@@ -68,6 +68,37 @@ LEXICON: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# Armed groups outside the contract's ids that Syrian and Iraqi news names often: canonical name ->
+# other names. They get the id of an unknown actor derived from the canonical name, so every
+# spelling of one group is one actor, and a name like هيئة تحرير الشام is never read for its words
+# ("liberation").
+GROUPS: dict[str, tuple[str, ...]] = {
+    "هيئة تحرير الشام": ("تحرير الشام", "هيئة تحرير الشام"),
+    "جبهة النصرة": ("النصرة", "جبهة فتح الشام", "فتح الشام"),
+    "حركة أحرار الشام": ("أحرار الشام", "حركة أحرار الشام الإسلامية"),
+    "جيش الإسلام": (),
+    "فيلق الرحمن": (),
+    "حركة نور الدين الزنكي": ("نور الدين الزنكي", "نور الدين زنكي", "حركة نور الدين زنكي"),
+    "الجيش السوري الحر": ("الجيش الحر",),
+    "الجيش الوطني السوري": (),
+    "جيش الفتح": (),
+    "جيش العزة": (),
+    "جيش خالد بن الوليد": (),
+    "جيش مغاوير الثورة": ("مغاوير الثورة",),
+    "حراس الدين": ("تنظيم حراس الدين",),
+    "تنظيم القاعدة": (),
+    "الحزب الإسلامي التركستاني": (),
+    "أحرار الشرقية": (),
+    "لواء القدس": (),
+    "لواء فاطميون": ("فاطميون", "الفاطميون"),
+    "لواء زينبيون": ("زينبيون", "الزينبيون"),
+    "كتائب حزب الله": ("كتائب حزب الله العراقي",),
+    "حركة النجباء": ("النجباء", "حركة حزب الله النجباء"),
+    "عصائب أهل الحق": ("العصائب",),
+    "قوات الدفاع الوطني": (),
+}
+
+
 # A state named by an adjective ("Russian") is an actor only on a military noun: "ضربات جوية
 # روسية" is Russia, "الحدود العراقية" (the Iraqi border) is no one.
 ADJECTIVES: dict[str, tuple[str, ...]] = {
@@ -95,11 +126,15 @@ class ActorRef:
 
 
 class ActorLexicon:
-    def __init__(self, lexicon: dict[str, tuple[str, tuple[str, ...]]] = LEXICON):
+    def __init__(self, lexicon: dict[str, tuple[str, tuple[str, ...]]] = LEXICON,
+                 groups: dict[str, tuple[str, ...]] = GROUPS):
         self._index: PhraseIndex[ActorRef] = PhraseIndex(max_tokens=7)
         for actor_id, (canonical, aliases) in lexicon.items():
             for alias in (canonical, *aliases):
                 self._index.add(alias, ActorRef(actor_id, canonical))
+        for canonical, others in groups.items():
+            for alias in (canonical, *others):
+                self._index.add(alias, ActorRef(derived_actor_id(canonical), canonical))
         for actor_id, adjectives in ADJECTIVES.items():
             ref = ActorRef(actor_id, lexicon[actor_id][0])
             for noun in MILITARY_NOUNS:
@@ -111,6 +146,9 @@ class ActorLexicon:
         return self._index.find(text, tokens)
 
 
+DERIVED_PREFIX = "actor:"
+
+
 def derived_actor_id(surface: str) -> str:
-    """An id for an actor the lexicon does not know: stable for the same name however spelled."""
-    return "actor:" + normalize(surface).replace(" ", "_")
+    """An id for an actor outside the contract's ids: stable for the same name however spelled."""
+    return DERIVED_PREFIX + normalize(surface).replace(" ", "_")

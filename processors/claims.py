@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from marsad.records import Actor, Claim, Document
-from processors.actors import ActorLexicon, ActorRef, derived_actor_id
+from processors.actors import DERIVED_PREFIX, ActorLexicon, ActorRef, derived_actor_id
 from processors.gazetteer import Gazetteer, MonitoredTowns
 from processors.mentions import is_common_word, judge_mention
 from processors.normalize import Token, char_forms, clitic_forms, normalize, tokenize
@@ -244,10 +244,14 @@ class ClaimExtractor:
         entities.update(town=len(towns), actor=len(actors))
         entities.update(tag[2:] for tag in tags or () if tag.startswith("B-"))
         speaker = self._speaker(sentence.text, tokens, actors, tags)
-        norm_sentence = normalize(sentence.text)
+        # A group's name is no event: هيئة تحرير الشام ("liberation") or جيش الفتح ("conquest")
+        # must not read as a town taken. The lexicon's own names stay, for "غارات روسية" is one.
+        unlexical = [a for a in actors if a.value.id.startswith(DERIVED_PREFIX)]
+        text = _blank(sentence.text, unlexical)
+        norm_sentence = normalize(text)
         claims = []
         for start, cue_start, end in _clauses(sentence.text):
-            norm_clause = normalize(sentence.text[start:end])
+            norm_clause = normalize(text[start:end])
             found = event_type(norm_clause, norm_sentence)
             if found is None:
                 continue
@@ -415,6 +419,13 @@ def _accused(tokens: list[Token], actors: list[Match[ActorRef]],
         if match.first_token > cue and (speaker is None or match.value.id != speaker.id):
             return [Actor(match.value.id, match.surface, "agent")]
     return []
+
+
+def _blank(text: str, spans: list[Match[ActorRef]]) -> str:
+    """``text`` with the spans' characters replaced, offsets unchanged."""
+    for span in spans:
+        text = text[:span.start] + "x" * (span.end - span.start) + text[span.end:]
+    return text
 
 
 def _with_tagged_organisations(text: str, tokens: list[Token], tags: list[str],

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from marsad.config import TownConfig, default_config
 from marsad.records import Claim, Document
+from processors.actors import DERIVED_PREFIX, derived_actor_id
 from processors.gazetteer import UnknownPlace
 from processors.normalize import normalize
 from processors.pipeline import Pipeline
@@ -73,7 +74,10 @@ def main() -> None:
                 print(f"DETECT gold={gold_claim} predicted={claim and claim.event_type}: {row['sentence'][:150]}")
             continue
         count["type_ok"] += claim.event_type == row["event_type"]
-        gold_agents = set(row.get("agents") or [])
+        # Annotators wrote unknown actors as "actor:" + the name as printed; marsad's ids for
+        # them are derived from the normalised name.
+        gold_agents = {derived_actor_id(a[len(DERIVED_PREFIX):]) if a.startswith(DERIVED_PREFIX)
+                       else a for a in row.get("agents") or []}
         agents = {a.id for a in claim.actors if a.role == "agent"}
         count["agents_ok"] += agents == gold_agents
         count["agent_tp"] += len(agents & gold_agents)

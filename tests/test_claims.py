@@ -195,3 +195,19 @@ def test_organisations_the_lexicon_lacks_come_from_the_tagger(pipeline):
     assert claim.event_type == "armed_clash"
     assert [(a.id, a.name, a.role) for a in claim.actors] == [
         ("actor:حركه_احرار_الشام", "حركة أحرار الشام", "agent")]
+
+
+@pytest.mark.parametrize("sentence, kind, actor", [
+    ("شنت هيئة تحرير الشام هجوما على مدينة البوكمال", "armed_clash", "هيئة تحرير الشام"),
+    ("سيطر جيش الإسلام على مدينة البوكمال بعد معارك عنيفة", "territory_control", "جيش الإسلام"),
+    ("بالمقابل شنت حركة «أحرار الشام» هجوما على مدينة البوكمال", "armed_clash", "حركة أحرار الشام"),
+    ("قصف لواء القدس مواقع في البوكمال", "shelling_missile", "لواء القدس"),
+])
+def test_armed_groups_outside_the_contract_ids_are_actors(pipeline, sentence, kind, actor):
+    # The tagger misses most of these names; the group's name must not become the event either
+    # (تحرير, "liberation", is a territory_control cue).
+    from processors.actors import derived_actor_id
+
+    [claim] = claims_of(pipeline, sentence)
+    assert claim.event_type == kind
+    assert [(a.id, a.role) for a in claim.actors] == [(derived_actor_id(actor), "agent")]
