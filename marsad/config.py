@@ -15,6 +15,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, get_args, get_origin, get_type_hints
 
 from marsad import REPO_ROOT
@@ -300,9 +301,30 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def _towns_from_env(raw: str) -> list[dict[str, Any]]:
+    return [{"name": name.strip()} for name in raw.split(",") if name.strip()]
+
+
+def _feeds_from_env(raw: str) -> list[dict[str, Any]]:
+    """Feed URLs, each named after its host (host-2, host-3 for more feeds of one host)."""
+    feeds: list[dict[str, Any]] = []
+    hosts: dict[str, int] = {}
+    for url in (u.strip() for u in raw.split(",")):
+        if url:
+            host = urlsplit(url).hostname or "feed"
+            hosts[host] = hosts.get(host, 0) + 1
+            feeds.append({"name": host if hosts[host] == 1 else f"{host}-{hosts[host]}", "url": url})
+    return feeds
+
+
+# The lists of tables take a simpler form in the environment (a container's -e): comma-separated
+# town names (aliases come from the gazetteer) or feed URLs. Either replaces the file's list.
+_LIST_VARIABLES = {"MARSAD_TOWNS": _towns_from_env, "MARSAD_FEEDS": _feeds_from_env}
+
+
 def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     """MARSAD_SECTION_KEY=value into {section: {key: value}} with values typed like the fields."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
     sections = {
         f.name: f.type for f in fields(Config) if f.name not in ("feeds", "towns", "source")
     }
@@ -310,10 +332,14 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
     for name, raw in env.items():
         if not name.startswith("MARSAD_") or name == "MARSAD_CONFIG":
             continue
+        if name in _LIST_VARIABLES:
+            out[name.removeprefix("MARSAD_").lower()] = _LIST_VARIABLES[name](raw)
+            continue
         rest = name.removeprefix("MARSAD_").lower()
         section = next((s for s in sections if rest.startswith(s + "_")), None)
         if section is None:
-            raise ConfigError(f"{name}: no such setting (sections: {', '.join(sorted(sections))})")
+            raise ConfigError(f"{name}: no such setting (sections: {', '.join(sorted(sections))}; "
+                              "and MARSAD_TOWNS, MARSAD_FEEDS)")
         key = rest.removeprefix(section + "_")
         section_hints = get_type_hints(hints[section])
         if key not in section_hints:
@@ -351,6 +377,9 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
     for section, values in _env_overrides(env).items():
+        if isinstance(values, list):
+            data[section] = values
+            continue
         current = data.setdefault(section, {})
         if not isinstance(current, dict):
             raise ConfigError(f"{section}: expected a table")
@@ -370,6 +399,9 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
 def _merge_defaults(config: Config, overrides: dict[str, Any]) -> Config:
     """Environment overrides applied on top of the built-in default (not the bare dataclass)."""
     for section, values in overrides.items():
+        if isinstance(values, list):
+            setattr(config, section, _coerce(values, get_type_hints(Config)[section], section))
+            continue
         target = getattr(config, section)
         built = _build(type(target), values, section)
         for key in values:

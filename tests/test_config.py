@@ -156,3 +156,18 @@ def test_alerts_refuses_a_start_it_cannot_honour(tmp_path, flags):
     result = marsad("alerts", *flags, cwd=tmp_path, env=child_env())
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--last" in result.stderr.splitlines()[-1]
+
+
+def test_towns_and_feeds_from_the_environment_replace_the_file(tmp_path):
+    config = tmp_path / "marsad.toml"
+    config.write_text('[[towns]]\nname = "حلب"\n[[feeds]]\nname = "x"\nurl = "https://x.example/rss"\n',
+                      encoding="utf-8")
+    env = {"MARSAD_TOWNS": "البوكمال, Mosul",
+           "MARSAD_FEEDS": "https://a.example/rss,https://a.example/atom,http://b.example/f"}
+    for loaded in (load_config(config, env=env), load_config(env=env)):
+        assert [t.name for t in loaded.towns] == ["البوكمال", "Mosul"]
+        assert [(f.name, f.url) for f in loaded.feeds] == [
+            ("a.example", "https://a.example/rss"), ("a.example-2", "https://a.example/atom"),
+            ("b.example", "http://b.example/f")]
+    with pytest.raises(ConfigError, match="feeds.url"):
+        load_config(env={"MARSAD_FEEDS": "ftp://a.example/rss"})
