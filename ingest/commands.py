@@ -152,7 +152,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     if not feeds:
-        print("no feeds: add [[feeds]] to the config or run `marsad feeds import FILE.opml`",
+        where = f"in {config.source}" if config.source else "in the built-in default config"
+        print(f"no feeds {where}: add [[feeds]] to the config or run `marsad feeds import "
+              "FILE.opml` (for a service's feeds, pass the --config it runs with)",
               file=sys.stderr)
         return 0
     now = time.time()
@@ -186,7 +188,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         success, error_at, next_poll = row["_times"]
         error = row["last_error"]
         if error:
-            error = f"{_when(error_at, now)}: {error}"
+            # An error before the last success is history, not the feed's state.
+            recovered = "recovered; " if success and error_at and success > error_at else ""
+            error = f"{recovered}{_when(error_at, now)}: {error}"
             error = error if len(error) <= 80 else error[:77] + "..."
         next_text = _when(next_poll, now) if next_poll and next_poll > now else (
             "due" if next_poll else "at start")

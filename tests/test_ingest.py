@@ -465,6 +465,14 @@ url = "https://configured.example/rss"
     assert marsad_main(["feeds", "list", *args]) == 0
     table = capsys.readouterr().out
     assert "LAST SUCCESS" in table and "NEXT POLL" in table and "never" in table
+    # A feed that failed and then worked again says so, instead of looking broken.
+    with FeedStore(state_path(tmp_path / "data")) as store:
+        now = time.time()
+        store.record_failure("Token feed", now - 120, "timeout", now - 60)
+        store.record_success("Token feed", now - 30, now + 600, None, None, False)
+    assert marsad_main(["feeds", "list", *args]) == 0
+    token_row = next(line for line in capsys.readouterr().out.splitlines() if "Token feed" in line)
+    assert "recovered; 2m ago: timeout" in token_row
 
     assert marsad_main(["feeds", "remove", "عنب بلدي (2)", *args]) == 0
     assert marsad_main(["feeds", "remove", "configured", *args]) == 2
