@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -68,7 +69,25 @@ def _bootstrap(args: argparse.Namespace, config: Config) -> str:
     # A broker that is down makes kafka-python log every retry; the command's own one-line
     # error says what matters.
     quiet_clients()
-    return resolve_bootstrap(args.broker, config.broker, config.service.data_dir)
+    bootstrap = resolve_bootstrap(args.broker, config.broker, config.service.data_dir)
+    _refuse_if_nothing_listens(bootstrap)
+    return bootstrap
+
+
+def _refuse_if_nothing_listens(bootstrap: str) -> None:
+    """A refused connection is an answer: say so now rather than after the clients' timeout
+    (a service that was killed leaves its broker.url behind)."""
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+            return
+        except ConnectionRefusedError:
+            continue
+        except (OSError, ValueError):
+            return  # unreachable for another reason: the client's own error says more
+    raise CliError(f"nothing listens at {bootstrap} (connection refused); "
+                   "is `marsad run` up, or is --broker right?")
 
 
 def _kafka_call(bootstrap: str, func):  # type: ignore[no-untyped-def]

@@ -78,6 +78,11 @@ def test_one_service_per_data_dir_and_its_broker_dies_with_it(tmp_path):
     # no worker will process, and the next service starts over the stale address file.
     wait_for(lambda: not accepts(address), timeout=10)
     assert state.exists()
+    # What the stale address file points at refuses at once, and replay says so at once.
+    started = time.monotonic()
+    stale = marsad("replay", "seeds", "--config", str(config), cwd=ROOT, env=child_env())
+    assert stale.returncode == 2 and "connection refused" in stale.stderr
+    assert time.monotonic() - started < 8  # the clients' own timeout is 10 s
     again = Service(config, ROOT).start()
     try:
         wait_for(lambda: deduplicated(port) >= 5, timeout=120)  # the seeds went through again
