@@ -386,8 +386,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command parser that ``args`` were parsed by, e.g. the one of `feeds import`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _innermost(action.choices[chosen], args)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Said by the command's own parser, so the usage shown is the command's.
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     from marsad.broker import BrokerError
     from processors.gazetteer import UnknownPlace
     from processors.taggers import TaggerUnavailable

@@ -171,3 +171,10 @@ def test_towns_and_feeds_from_the_environment_replace_the_file(tmp_path):
             ("b.example", "http://b.example/f")]
     with pytest.raises(ConfigError, match="feeds.url"):
         load_config(env={"MARSAD_FEEDS": "ftp://a.example/rss"})
+
+
+def test_a_mistyped_flag_is_reported_with_the_commands_own_usage(tmp_path):
+    result = marsad("feeds", "list", "--jsn", cwd=tmp_path, env=child_env())
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith("usage: marsad feeds list")
+    assert "unrecognized arguments: --jsn" in result.stderr
