@@ -149,6 +149,10 @@ class _Spool:
         else:
             self._append(json.dumps({"done": alert_id}))
 
+    @property
+    def outstanding_count(self) -> int:
+        return len(self._outstanding)
+
     def close(self) -> None:
         self._lock.close()
 
@@ -278,4 +282,8 @@ class WebhookSink:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        left = self._spool.outstanding_count
+        if left:
+            log.warning("webhook %s: %d alerts not delivered yet stay in %s and go out after the "
+                        "restart", redact_url(self.url), left, self._spool.path)
         self._spool.close()

@@ -203,7 +203,7 @@ def test_a_ledger_rewrite_keeps_what_another_sinks_process_delivered(tmp_path, m
     assert list(webhook._Ledger(tmp_path / "hook.delivered").ids) == ["a6", "a7", "b2", "a8"]
 
 
-def test_webhook_alerts_queued_at_a_stop_are_delivered_after_the_restart(tmp_path):
+def test_webhook_alerts_queued_at_a_stop_are_delivered_after_the_restart(tmp_path, caplog):
     async def scenario():
         received: list = []
         runner, url = await serve([500], received)
@@ -231,6 +231,7 @@ def test_webhook_alerts_queued_at_a_stop_are_delivered_after_the_restart(tmp_pat
         return [body["alert_id"] for _, body in received]
 
     assert run(scenario()) == ["a1", "a1", "a2"]
+    assert "2 alerts not delivered yet stay in" in caplog.text  # said at the stop
 
 
 def test_webhook_spool_stays_small_is_per_process_and_forgets_given_up_alerts(tmp_path,
