@@ -15,8 +15,8 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from marsad import REPO_ROOT
 

@@ -99,9 +99,8 @@ class Gazetteer:
     def add(self, place: Place, aliases: tuple[str, ...] = ()) -> None:
         for name in (place.name_ar, *place.names, *aliases):
             self._names.add(name, place)
-        for label in {place.name_en, place.id, *place.latin}:
-            if label:
-                self._labels.setdefault(label.casefold(), []).append(place)
+        for label in {label.casefold() for label in (place.name_en, place.id, *place.latin) if label}:
+            self._labels.setdefault(label, []).append(place)
 
     def lookup(self, name: str) -> list[Place]:
         """Places of that name: an Arabic name in any spelling, a Latin-script name or the id."""
