@@ -53,6 +53,17 @@ def document_id(feed: str, identity: str) -> str:
     return hashlib.sha256(f"{feed}\0{identity}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
+def first_poll(state: FeedState, due: float) -> float:
+    """When a feed is first polled after a start: when its last run scheduled it, unless it was
+    backing off from a refusal by this machine's own address policy, which a restart is how an
+    operator changes (`[ingest] allow_hosts`); then at ``due``, with the other feeds."""
+    refused = (state.last_error or "").startswith("refused:") and (
+        state.last_error_at or 0) > (state.last_success or 0)
+    if state.next_poll and state.next_poll > due and not refused:
+        return state.next_poll
+    return due
+
+
 class Poller:
     """Use as ``async with Poller(...) as poller``: it owns the HTTP session."""
 
@@ -116,8 +127,7 @@ class Poller:
         else:
             if state.last_success:
                 metrics.FEED_LAST_SUCCESS.labels(feed.name).set(state.last_success)
-            if state.next_poll and state.next_poll > now:
-                next_poll = state.next_poll
+            next_poll = first_poll(state, next_poll)
         while True:
             await asyncio.sleep(max(0.0, next_poll - time.time()))
             try:

@@ -18,8 +18,8 @@ from kafka import KafkaConsumer
 from prometheus_client import REGISTRY
 
 from ingest.feeds import parse_feed
-from ingest.poller import Poller, document_id
-from ingest.state import FeedStore, active_feeds, state_path
+from ingest.poller import Poller, document_id, first_poll
+from ingest.state import FeedState, FeedStore, active_feeds, state_path
 from marsad.cli import main as marsad_main
 from marsad.config import Config, load_config
 from marsad.records import Document
@@ -570,3 +570,19 @@ port = 0
         code = service.stop(signal.SIGINT)
     assert code == 0 and "Traceback" not in service.stderr, service.stderr[-3000:]
     assert len(consume_raw(broker.bootstrap, "t.raw")) == len(first_run)
+
+
+def test_a_restart_polls_a_feed_refused_by_the_address_policy_at_once():
+    # The operator fixes [ingest] allow_hosts and restarts: waiting out the backoff of the
+    # refusals would hide the fix for hours. Other failures keep their backoff.
+
+    now = time.time()
+    refused = FeedState("f", "http://10.0.0.5/rss", "5m", last_error="refused: 10.0.0.5 is private",
+                        last_error_at=now - 60, failures=3, next_poll=now + 3600)
+    assert first_poll(refused, now + 1) == now + 1
+    timeout = FeedState("f", "http://a.example/rss", "5m", last_error="timeout: read",
+                        last_error_at=now - 60, failures=3, next_poll=now + 3600)
+    assert first_poll(timeout, now + 1) == now + 3600
+    recovered = FeedState("f", "http://a.example/rss", "5m", last_error="refused: x",
+                          last_error_at=now - 600, last_success=now - 60, next_poll=now + 240)
+    assert first_poll(recovered, now + 1) == now + 240
