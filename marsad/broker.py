@@ -226,6 +226,12 @@ def _recorded_address(data_dir: str) -> str | None:
         return None
 
 
+def _connect(address: str, timeout: float) -> None:
+    """Open and close a TCP connection to host:port; raises OSError or ValueError if it fails."""
+    host, _, port = address.strip().rpartition(":")
+    socket.create_connection((host.strip("[]"), int(port)), timeout).close()
+
+
 def running_embedded_broker(data_dir: str) -> str | None:
     """The address of a live embedded broker another ``marsad run`` left in ``data_dir``, or
     None (no file, or one left by a service that is gone)."""
@@ -233,11 +239,25 @@ def running_embedded_broker(data_dir: str) -> str | None:
     if address is None:
         return None
     try:
-        host, _, port = address.rpartition(":")
-        socket.create_connection((host, int(port)), 0.5).close()
+        _connect(address, 0.5)
     except (OSError, ValueError):
         return None
     return address
+
+
+def refuses_connections(bootstrap: str) -> bool:
+    """Whether every broker address refuses a connection: an answer at once, where a Kafka
+    client would retry until its timeout. Other failures (a timeout, a name that does not
+    resolve) are left for the client, whose error says more."""
+    for address in bootstrap.split(","):
+        try:
+            _connect(address, 3)
+            return False
+        except ConnectionRefusedError:
+            continue
+        except (OSError, ValueError):
+            return False
+    return True
 
 
 def resolve_bootstrap(url: str | None, config: BrokerConfig, data_dir: str) -> str:

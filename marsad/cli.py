@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -63,31 +62,18 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 
 def _bootstrap(args: argparse.Namespace, config: Config) -> str:
-    from marsad.broker import resolve_bootstrap
+    from marsad.broker import refuses_connections, resolve_bootstrap
     from marsad.logs import quiet_clients
 
     # A broker that is down makes kafka-python log every retry; the command's own one-line
     # error says what matters.
     quiet_clients()
     bootstrap = resolve_bootstrap(args.broker, config.broker, config.service.data_dir)
-    _refuse_if_nothing_listens(bootstrap)
+    # A killed service leaves its broker.url behind: what it points at refuses at once.
+    if refuses_connections(bootstrap):
+        raise CliError(f"nothing listens at {bootstrap} (connection refused); "
+                       "is `marsad run` up, or is --broker right?")
     return bootstrap
-
-
-def _refuse_if_nothing_listens(bootstrap: str) -> None:
-    """A refused connection is an answer: say so now rather than after the clients' timeout
-    (a service that was killed leaves its broker.url behind)."""
-    for address in bootstrap.split(","):
-        host, _, port = address.strip().rpartition(":")
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
-            return
-        except ConnectionRefusedError:
-            continue
-        except (OSError, ValueError):
-            return  # unreachable for another reason: the client's own error says more
-    raise CliError(f"nothing listens at {bootstrap} (connection refused); "
-                   "is `marsad run` up, or is --broker right?")
 
 
 def _kafka_call(bootstrap: str, func):  # type: ignore[no-untyped-def]
