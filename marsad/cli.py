@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -37,19 +36,10 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # Until the worker installs its own handler, a SIGTERM (a supervisor stopping a service
-    # that is still loading its libraries and models) unwinds like Ctrl-C: the embedded broker
-    # stops and broker.url goes.
-    signal.signal(signal.SIGTERM, _stop_while_starting)
     from marsad.service import parse_roles, run_service
 
     roles = parse_roles(args.role)
     return run_service(_config(args), roles)
-
-
-def _stop_while_starting(_signum: int, _frame: object) -> None:
-    log.warning("marsad stopped while starting")
-    raise SystemExit(0)
 
 
 def cmd_process(args: argparse.Namespace) -> int:
@@ -388,23 +378,31 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         # Said by the command's own parser, so the usage shown is the command's.
         _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
-    from marsad.broker import BrokerError
-    from processors.gazetteer import UnknownPlace
-    from processors.taggers import TaggerUnavailable
+    if args.command == "run":
+        from marsad import shutdown
 
+        shutdown.install()  # before the slow imports: a stop may come at any moment of start-up
     try:
-        return args.func(args)
-    except (ConfigError, CliError, BrokerError, UnknownPlace, TaggerUnavailable) as exc:
-        print(f"marsad {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return _dispatch(args)
     except KeyboardInterrupt:
-        # Ctrl-C is how a service run in a terminal is stopped, also while it is still starting.
-        return 0 if args.command == "run" else 130
+        return 130
     except BrokenPipeError:
         # The reader went away (`marsad alerts | head`): nothing more to say, and nowhere to say
         # it; stdout goes to /dev/null so the interpreter's final flush does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from marsad.broker import BrokerError
+    from processors.gazetteer import UnknownPlace
+    from processors.taggers import TaggerUnavailable
+
+    try:
+        return int(args.func(args))
+    except (ConfigError, CliError, BrokerError, UnknownPlace, TaggerUnavailable) as exc:
+        print(f"marsad {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

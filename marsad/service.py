@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 
-from marsad import logs, metrics
+from marsad import logs, metrics, shutdown
 from marsad.broker import (EmbeddedBroker, Topics, broker_state_file, ensure_topics,
                            running_embedded_broker)
 from marsad.config import Config, ConfigError, parse_duration
@@ -55,14 +55,21 @@ def _run_worker(stream: Stream, config: Config,
                 driver: Callable[[faust.Worker], Coroutine[Any, Any, None]] | None = None
                 ) -> BaseException | None:
     """Runs the worker until it stops; returns what crashed it, if something did."""
-    worker = faust.Worker(stream.app, loglevel=config.log.level.upper(), override_logging=False,
-                          redirect_stdouts=False, quiet=True)
+    worker = _Worker(stream.app, loglevel=config.log.level.upper(), override_logging=False,
+                     redirect_stdouts=False, quiet=True)
     worker.spinner = None  # its terminal escapes would garble the alert lines on stdout
     if driver is not None:
         # An app task starts once the app's producer and consumers are up; a bare future on the
         # worker can run first and find no producer to send with.
         async def drive() -> None:
-            await driver(worker)
+            try:
+                await driver(worker)
+            except Exception:
+                # A stop that comes while documents are being sent closes the producer under
+                # them: that is the stop the user asked for, not a crash.
+                if not worker.should_stop:
+                    raise
+                log.info("sending documents cut short by the stop", exc_info=True)
 
         stream.app.task(drive)
     try:
@@ -70,6 +77,12 @@ def _run_worker(stream: Stream, config: Config,
     except SystemExit:
         pass  # the worker always exits through SystemExit(0); callers decide the exit code
     return stream.app.crash_reason
+
+
+class _Worker(faust.Worker):
+    def install_signal_handlers(self) -> None:
+        super().install_signal_handlers()
+        shutdown.resend()
 
 
 def parse_roles(text: str) -> frozenset[str]:
@@ -137,6 +150,7 @@ def run_service(config: Config, roles: frozenset[str] = frozenset(ROLES)) -> int
             # Runs until the worker stops, which cancels it (Ctrl-C / SIGTERM).
             await run_feeds(config, stream.send_documents)
 
+        shutdown.hand_over()
         crashed = _run_worker(stream, config, feed_documents if "fetch" in roles else None)
     if crashed is not None:
         # A supervisor restarting on failure must see one.

@@ -279,7 +279,7 @@ def make_copy(rng: random.Random, doc: Document, others: list[Document], when: d
         tail.append(rng.choice([
             f"انت الان تتصفح خبر بعنوان {title} ونحن فى {site} لا نتحمل أى مسؤولية تجاه هذا الخبر "
             f"ويمكن الرجوع الى المصدر الاصلي للخبر من هنا {doc.source or 'المصدر'}",
-            f"تابعونا على فيسبوك وتويتر",
+            "تابعونا على فيسبوك وتويتر",
             f"جميع الحقوق محفوظة © {site} {when.year}",
             "شارك هذا الخبر: فيسبوك تويتر واتساب",
             site,
