@@ -9,13 +9,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from marsad import __version__
 from marsad.config import Config, ConfigError, TownConfig, load_config
 
 if TYPE_CHECKING:
-    from sinks.console import AlertLines
+    from marsad.records import Alert
 
 log = logging.getLogger("marsad")
 # How long `replay` and `alerts` try to reach a broker before they say they cannot; the service
@@ -121,6 +121,21 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     consumer = _kafka_call(bootstrap, lambda: KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="marsad-alerts",
         consumer_timeout_ms=1000, bootstrap_timeout_ms=int(CLIENT_TIMEOUT * 1000)))
+    # The most recent alerts, as `tail` does; with --follow only new ones, unless --last asks for
+    # some first (`tail -n N -f`).
+    last = None if args.from_beginning else (
+        args.last if args.last is not None else (0 if args.follow else 20))
+    # A town's last N alerts may be older than the last N of all: read the topic from its start
+    # and keep the town's.
+    sift = wanted is not None and last is not None and last > 0
+    printed = 0
+
+    def show(data: dict[str, Any], alert: Alert) -> None:
+        nonlocal printed
+        print(json.dumps(data, ensure_ascii=False) if lines is None else lines.line(alert),
+              flush=True)
+        printed += 1
+
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
@@ -130,27 +145,50 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         ends = consumer.end_offsets(assigned)
         starts = consumer.beginning_offsets(assigned)
         for tp in assigned:
-            if args.from_beginning:
+            if last is None or sift:
                 consumer.seek(tp, starts[tp])
             else:
-                # The most recent alerts, as `tail` does; with --follow only new ones, unless
-                # --last asks for some first (`tail -n N -f`).
-                last = args.last if args.last is not None else (0 if args.follow else 20)
                 consumer.seek(tp, max(starts[tp], ends[tp] - last))
+        past: list[tuple[dict[str, Any], Alert]] = []  # the town's alerts before the command ran
         idle_since = time.monotonic()
         while True:
             batch = consumer.poll(timeout_ms=500)
-            for records in batch.values():
+            for tp, records in batch.items():
                 for record in records:
                     idle_since = time.monotonic()
-                    _print_alert(record.value, wanted, lines)
+                    read = _read_alert(record.value)
+                    if read is None or (wanted is not None and read[1].town.id not in wanted):
+                        continue
+                    if sift and record.offset < ends[tp]:
+                        past.append(read)
+                    else:
+                        show(*read)
             done = all(consumer.position(tp) >= ends[tp] for tp in assigned)
+            if sift and (done or time.monotonic() - idle_since > 3):
+                past.sort(key=lambda read: read[1].raised_at)
+                for read in past[-last:] if last else []:
+                    show(*read)
+                sift = False
             if not args.follow and (done or time.monotonic() - idle_since > 3):
+                if not printed:
+                    print(_no_alerts(args, config, topic, sum(ends.values()) - sum(starts.values())),
+                          file=sys.stderr)
                 return 0
     except KeyboardInterrupt:
         return 0
     finally:
         consumer.close()
+
+
+def _no_alerts(args: argparse.Namespace, config: Config, topic: str, held: int) -> str:
+    """What an empty answer means: none yet, none for that town, or a broker that forgot them."""
+    what = f"no alerts for {args.town}" if args.town else "no alerts"
+    message = f"marsad alerts: {what} on {topic}"
+    if held == 0 and config.broker.embedded and not args.broker:
+        message += (" (the embedded broker starts empty at every `marsad run`: alerts of earlier "
+                    f"runs are in {config.sinks.jsonl})" if config.sinks.jsonl else
+                    " (the embedded broker starts empty at every `marsad run`)")
+    return message
 
 
 def _town_ids(name: str, config: Config) -> set[str]:
@@ -166,20 +204,18 @@ def _town_ids(name: str, config: Config) -> set[str]:
     return {place.id for place in places}
 
 
-def _print_alert(raw: bytes, wanted_towns: set[str] | None, lines: AlertLines | None) -> None:
-    """Print one record of the alerts topic: as it is with ``lines`` None (--json), else readable."""
+def _read_alert(raw: bytes) -> tuple[dict[str, Any], Alert] | None:
+    """One record of the alerts topic as JSON and as an Alert; None, with a warning, if it is not
+    one (anyone can write to the topic)."""
     from marsad.records import Alert
 
     try:
         data = json.loads(raw)
-        alert = Alert.from_dict(data)
-    except Exception as exc:  # noqa: BLE001 - anyone can write to the topic; one bad record is skipped
+        return data, Alert.from_dict(data)
+    except Exception as exc:  # noqa: BLE001 - one bad record is skipped
         log.warning("alerts: skipped a message that is not an alert (%s: %s)",
                     type(exc).__name__, exc)
-        return
-    if wanted_towns is not None and alert.town.id not in wanted_towns:
-        return
-    print(json.dumps(data, ensure_ascii=False) if lines is None else lines.line(alert), flush=True)
+        return None
 
 
 def cmd_dedup(args: argparse.Namespace) -> int:
@@ -310,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     process.set_defaults(func=cmd_process)
 
     alerts = sub.add_parser("alerts", help="print alerts from the alert topic")
-    alerts.add_argument("--town", metavar="NAME", help="only alerts about this town")
+    alerts.add_argument("--town", metavar="NAME",
+                        help="only alerts about this town (its N most recent, however old)")
     alerts.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
     start = alerts.add_mutually_exclusive_group()
     start.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")

@@ -220,3 +220,41 @@ def test_service_replay_alerts_poison_and_restart(tmp_path, broker):
     added = after[len(before):]
     assert [a["doc"]["source"] for a in added] == ["clash.txt"] * len(added), added
     assert "Traceback" not in service.stderr
+
+
+def test_alerts_of_a_town_are_its_latest_however_many_others_came_after(tmp_path, broker):
+    from marsad.broker import Topics, ensure_topics
+    from marsad.records import Actor, Alert, Claim, DocRef, Town
+
+    topics = Topics("a", 2)
+    ensure_topics(broker.bootstrap, topics)
+    config = tmp_path / "marsad.toml"
+    config.write_text(f'[broker]\nurl = "kafka://{broker.bootstrap}"\ntopic_prefix = "a"\n'
+                      'partitions = 2\n', encoding="utf-8")
+    bukamal = Town("geonames:174448", "البوكمال", "Albu Kamal", 34.45, 40.92)
+    mosul = Town("geonames:99072", "الموصل", "Mosul", 36.34, 43.13)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for n, town in enumerate([bukamal] * 3 + [mosul] * 25):
+        claim = Claim(town, "air_strike", (Actor("russia", "طائرات روسية", "agent"),), None,
+                      "asserted", f"قصفت طائرات روسية {town.name_ar} ({n})", DocRef(f"d{n}"))
+        alert = Alert(f"alert-{n}", town, claim, "new", raised_at=f"2026-12-01T10:{n:02d}:00+00:00")
+        producer.send(topics.alerts, key=alert.alert_id.encode(),
+                      value=json.dumps(alert.to_dict(), ensure_ascii=False).encode())
+        producer.flush()  # one record a batch, as the service sends them (Tansu's ListOffsets)
+    producer.close()
+
+    def shown(*flags: str) -> subprocess.CompletedProcess[str]:
+        result = marsad("alerts", "--json", "--config", str(config), *flags, cwd=ROOT,
+                        env=child_env())
+        assert result.returncode == 0, result.stderr
+        return result
+
+    def ids(result: subprocess.CompletedProcess[str]) -> list[str]:
+        return [json.loads(line)["alert_id"] for line in result.stdout.splitlines()]
+
+    # The 20 most recent of all are about Mosul; the town's own are older, and still shown.
+    assert ids(shown("--town", "البوكمال")) == ["alert-0", "alert-1", "alert-2"]
+    assert ids(shown("--town", "Albu Kamal", "--last", "2")) == ["alert-1", "alert-2"]
+    assert ids(shown("--town", "الموصل", "--last", "3")) == ["alert-25", "alert-26", "alert-27"]
+    nothing = shown("--town", "دمشق")
+    assert nothing.stdout == "" and "no alerts for دمشق on a.alerts" in nothing.stderr
