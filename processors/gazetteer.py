@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,7 +21,10 @@ from processors.phrases import Match, PhraseIndex
 REGION = ("SY", "IQ", "TR", "JO", "LB", "IL", "PS", "SA", "IR")
 MIN_POPULATION = 500
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
-_PLAIN_ARABIC = re.compile(r"[\u0621-\u063a\u0641-\u0652]+(?: [\u0621-\u063a\u0641-\u0652]+)*")
+# Words of two letters or more in the Arabic alphabet proper: GeoNames mixes Kurdish, Persian and
+# transliterated spellings in among the Arabic ones (Mosul: "mwsڵ"), and broken ones ("د مشق").
+_PLAIN_ARABIC = re.compile(
+    r"[\u0621-\u063a\u0641-\u0652]{2,}(?: [\u0621-\u063a\u0641-\u0652]{2,})*")
 
 
 class UnknownPlace(ValueError):
@@ -44,6 +48,14 @@ class Place:
         return Town(self.id, self.name_ar, self.name_en, self.lat, self.lon)
 
 
+def display_name(arabic: tuple[str, ...]) -> str:
+    """The name alerts show: plain Arabic, and the spelling most of a place's Arabic names share
+    (Amman: عمان، عمّان، عَمّان rather than امان), the first one on a tie."""
+    votes = Counter(normalize(name) for name in arabic)
+    plain = [name for name in arabic if _PLAIN_ARABIC.fullmatch(name)]
+    return max(plain, key=lambda name: votes[normalize(name)]) if plain else arabic[0]
+
+
 def _ascii(name: str) -> str:
     folded = unicodedata.normalize("NFKD", name)
     return "".join(c for c in folded if not unicodedata.combining(c)).replace("’", "").replace("‘", "")
@@ -64,9 +76,7 @@ def geonames_places() -> tuple[Place, ...]:
             places.append(
                 Place(
                     id=f"geonames:{city['geonameid']}",
-                    # GeoNames mixes Kurdish, Persian and transliterated spellings in among
-                    # the Arabic ones (Mosul: "mwsڵ"); the name alerts show is plain Arabic.
-                    name_ar=next((n for n in arabic if _PLAIN_ARABIC.fullmatch(n)), arabic[0]),
+                    name_ar=display_name(arabic),
                     name_en=_ascii(city["name"]),
                     lat=city["latitude"],
                     lon=city["longitude"],

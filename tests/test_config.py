@@ -135,9 +135,12 @@ def test_a_town_is_named_by_any_spelling_its_english_name_or_its_id():
                                  "Abu Kamal", "Al-Bukamal", "geonames:174448")
            for place in gazetteer.lookup(name)[:1]}
     assert ids == {"geonames:174448"}
-    towns = MonitoredTowns(gazetteer, [("Albu Kamal", []), ("Mosul", [])])
-    # Alerts show an Arabic name, never a Kurdish or transliterated one GeoNames lists first.
-    assert [p.name_ar for p in towns.places.values()] == ["أبو كمال", "الموصل"]
+    towns = MonitoredTowns(gazetteer, [("Albu Kamal", []), ("Mosul", []), ("Damascus", []),
+                                       ("Amman", [])])
+    # Alerts show the Arabic name a place is commonly spelt with, never a Kurdish or
+    # transliterated one GeoNames lists first (Mosul), a broken one (Damascus: "د مشق") or a rare
+    # one (Amman: "امان").
+    assert [p.name_ar for p in towns.places.values()] == ["أبو كمال", "الموصل", "دمشق", "عمان"]
 
 
 def test_the_alerts_file_follows_data_dir_unless_set(tmp_path):
