@@ -81,8 +81,14 @@ def cmd_import(args: argparse.Namespace) -> int:
                 present += 1
                 updated += 1
                 continue
-            if before is not None or feed.url in added_urls:
-                skipped.append(f"{feed.name}: already present")
+            if before is not None:
+                where = ("imported" if before.origin == "opml" else
+                         "in the config file, which sets its interval")
+                skipped.append(f"{feed.name}: already present as {before.name!r} ({where})")
+                present += 1
+                continue
+            if feed.url in added_urls:
+                skipped.append(f"{feed.name}: the same URL as a feed earlier in this file")
                 present += 1
                 continue
             name, n = feed.name, 1

@@ -448,6 +448,7 @@ url = "https://configured.example/rss"
     assert marsad_main(["feeds", "import", str(opml), "--interval", "15m", *args]) == 0
     err = capsys.readouterr().err
     assert "imported 3 feeds" in err and "skipped 2" in err and "SECRET" not in err
+    assert "dup of config: already present as 'configured' (in the config file" in err
     assert marsad_main(["feeds", "import", str(opml), *args]) == 0  # again: all present
     assert "imported 0 feeds" in capsys.readouterr().err
     # Again with another interval: the imported feeds take it, the configured one does not.
