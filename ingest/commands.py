@@ -179,6 +179,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             "failures_in_a_row": state.failures,
             "items_seen": state.items_seen,
             "items_emitted": state.items_emitted,
+            "items_skipped": state.items_seen - state.items_emitted,
+            "last_skip_reason": state.last_skip,
             "next_poll": _iso(state.next_poll),
             "_times": (state.last_success, state.last_error_at, state.next_poll),
         })
@@ -188,7 +190,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(json.dumps(row, ensure_ascii=False))
         return 0
     header = ("NAME", "ORIGIN", "INTERVAL", "LAST SUCCESS", "NEXT POLL", "SEEN", "EMITTED",
-              "LAST ERROR")
+              "SKIPPED", "LAST ERROR")
     table = [header]
     for row in rows:
         success, error_at, next_poll = row["_times"]
@@ -200,8 +202,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             error = error if len(error) <= 80 else error[:77] + "..."
         next_text = _when(next_poll, now) if next_poll and next_poll > now else (
             "due" if next_poll else "at start")
+        # A feed that lists items and sends none says why (an English feed: non_arabic).
+        skipped = str(row["items_skipped"]) + (
+            f", last {row['last_skip_reason']}" if row["items_skipped"] and row["last_skip_reason"]
+            else "")
         table.append((row["name"], row["origin"], row["interval"], _when(success, now),
-                      next_text, str(row["items_seen"]), str(row["items_emitted"]), error or "-"))
+                      next_text, str(row["items_seen"]), str(row["items_emitted"]), skipped,
+                      error or "-"))
     widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
     for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1])

@@ -201,12 +201,14 @@ class Poller:
         try:
             for item, task in zip(fresh, tasks):
                 doc = await task
-                if doc is not None:
+                if isinstance(doc, Document):
                     await self.send([doc])
                     metrics.FEED_ITEMS.labels(feed.name).inc()
                     metrics.DOCUMENTS_OUT.labels("fetch").inc()
                     emitted += 1
-                self.store.mark_seen(feed.name, item.key, now, emitted=doc is not None)
+                    self.store.mark_seen(feed.name, item.key, now)
+                else:
+                    self.store.mark_seen(feed.name, item.key, now, skipped=doc)
         finally:
             for task in tasks:
                 task.cancel()
@@ -214,8 +216,8 @@ class Poller:
         self.store.prune(feed.name, self.ingest.seen_limit)
         return emitted
 
-    async def _document(self, feed: Feed, item: FeedItem) -> Document | None:
-        """The item as a Document, or None (counted) when it is skipped."""
+    async def _document(self, feed: Feed, item: FeedItem) -> Document | str:
+        """The item as a Document, or why it is skipped (counted and logged)."""
         if feed.arabic_only and looks_non_arabic(f"{item.title or ''}\n{item.content}"):
             return self._skip(feed, item, "non_arabic")
         article = await self._article(feed, item) if self.ingest.fetch_articles else None
@@ -266,10 +268,11 @@ class Poller:
                      redact_url(item.link))
         return article
 
-    def _skip(self, feed: Feed, item: FeedItem, reason: str) -> None:
+    def _skip(self, feed: Feed, item: FeedItem, reason: str) -> str:
         metrics.FEED_ITEMS_SKIPPED.labels(feed.name, reason).inc()
         log.info("feed %s: skipped item %s (%s)", feed.name,
                  redact_url(item.link) if item.link else redact_text(item.identity), reason)
+        return reason
 
     @staticmethod
     def _count(feed: Feed, kind: str, result: str) -> None:

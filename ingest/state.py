@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS feeds (
     items_seen INTEGER NOT NULL DEFAULT 0,
     items_emitted INTEGER NOT NULL DEFAULT 0,
     next_poll REAL,
-    added_at REAL NOT NULL
+    added_at REAL NOT NULL,
+    last_skip TEXT
 );
 CREATE TABLE IF NOT EXISTS seen (
     feed TEXT NOT NULL,
@@ -72,6 +73,7 @@ class FeedState:
     items_emitted: int = 0
     next_poll: float | None = None
     added_at: float = 0.0
+    last_skip: str | None = None  # why the last item not sent on was skipped (non_arabic, ...)
 
 
 _COLUMNS = tuple(FeedState.__dataclass_fields__)
@@ -85,6 +87,12 @@ class FeedStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(feeds)")}
+        if "last_skip" not in columns:  # a state file written before the column existed
+            try:
+                self._db.execute("ALTER TABLE feeds ADD COLUMN last_skip TEXT")
+            except sqlite3.OperationalError:  # another process added it in the meantime
+                pass
 
     def close(self) -> None:
         self._db.close()
@@ -176,15 +184,17 @@ class FeedStore:
                     fresh.add(key)
         return fresh
 
-    def mark_seen(self, feed: str, key: str, now: float, emitted: bool) -> None:
+    def mark_seen(self, feed: str, key: str, now: float, skipped: str | None = None) -> None:
+        """An item handled: sent on, or ``skipped`` for that reason."""
         with self._db:
             self._db.execute("BEGIN")
             inserted = self._db.execute(
                 "INSERT OR IGNORE INTO seen (feed, item, last_seen) VALUES (?, ?, ?)",
                 (feed, key, now)).rowcount
             self._db.execute(
-                "UPDATE feeds SET items_seen = items_seen + ?, items_emitted = items_emitted + ? "
-                "WHERE name = ?", (inserted, int(emitted and inserted), feed))
+                "UPDATE feeds SET items_seen = items_seen + ?, items_emitted = items_emitted + ?, "
+                "last_skip = coalesce(?, last_skip) WHERE name = ?",
+                (inserted, int(skipped is None and inserted), skipped, feed))
 
     def prune(self, feed: str, keep: int) -> int:
         """Forget all but the ``keep`` most recently listed items of a feed. Items still in the

@@ -261,6 +261,9 @@ def test_poller_ingests_every_good_item_once_and_counts_each_bad_feed(site, tmp_
         assert hang and hang.last_error.startswith("timeout")
         rss = store.get(site.feed_name("rss1256"))
         assert rss and rss.items_seen == 4 and rss.items_emitted == 4 and rss.failures == 0
+        bom = store.get(site.feed_name("bom"))  # `feeds list` says why items were not sent
+        assert bom and bom.items_seen - bom.items_emitted >= 2
+        assert bom.last_skip in ("non_arabic", "too_large")
 
         # Second poll: the ETag feed answers 304, the others have nothing new.
         not_modified = fetches(site.feed_name("bom"), "not_modified")
@@ -352,15 +355,34 @@ def test_seen_items_survive_restarts_and_stay_bounded(tmp_path):
         store.ensure("f", "http://a/rss", "5m", True)
         assert store.unseen("f", ["k1", "k2"], 1.0) == {"k1", "k2"}
         for key in ("k1", "k2"):
-            store.mark_seen("f", key, 1.0, emitted=True)
+            store.mark_seen("f", key, 1.0)
         for n in range(200):
-            store.mark_seen("f", f"old{n}", 0.5, emitted=False)
+            store.mark_seen("f", f"old{n}", 0.5, skipped="empty")
     with FeedStore(path) as store:
         assert store.unseen("f", ["k1", "k2", "k3"], 2.0) == {"k3"}  # k1, k2 touched at 2.0
         assert store.prune("f", keep=100) == 102
         assert store.unseen("f", ["k1", "k2"], 3.0) == set()  # still listed: never forgotten
         state = store.get("f")
         assert state and state.items_seen == 202 and state.items_emitted == 2
+        assert state.last_skip == "empty"
+
+
+def test_a_state_file_from_before_skip_reasons_opens_and_keeps_its_feeds(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "feeds.sqlite3"
+    with FeedStore(path) as store:
+        store.ensure("f", "http://a/rss", "5m", True)
+        store.mark_seen("f", "k1", 1.0)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE feeds DROP COLUMN last_skip")
+    db.commit()
+    db.close()
+    with FeedStore(path) as store:
+        store.mark_seen("f", "k2", 2.0, skipped="non_arabic")
+        state = store.get("f")
+        assert state and (state.items_seen, state.items_emitted, state.last_skip) == (
+            2, 1, "non_arabic")
 
 
 # Scheduling
@@ -465,7 +487,7 @@ url = "https://configured.example/rss"
 
     assert marsad_main(["feeds", "list", *args]) == 0
     table = capsys.readouterr().out
-    assert "LAST SUCCESS" in table and "NEXT POLL" in table and "never" in table
+    assert "LAST SUCCESS" in table and "SKIPPED" in table and "never" in table
     # A feed that failed and then worked again says so, instead of looking broken.
     with FeedStore(state_path(tmp_path / "data")) as store:
         now = time.time()
