@@ -102,7 +102,8 @@ def read_text_document(path: Path, report: ReadReport) -> Document | None:
     title = lines[first].strip()
     body = "\n".join(lines[first + 1 :]).strip() or title
     try:
-        return Document.accept({"title": title, "text": body, "source": path.name})
+        return Document.accept({"title": title, "text": body, "source": path.name,
+                                "text_source": "file"})
     except RecordError as exc:
         report.skip(str(path), str(exc), _kind(exc))
         return None

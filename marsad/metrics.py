@@ -6,10 +6,14 @@ Stages are labelled ``dedup``, ``claims``, ``novelty``, ``sinks`` and ``fetch``.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
 
 from marsad import __version__
+
+if TYPE_CHECKING:
+    from marsad.records import Document
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +94,14 @@ class BoundedLabel:
         return value
 
 
-# Real deployments poll tens of feeds; a few hundred sources leaves room for files replayed.
-SYNDICATED_SOURCE = BoundedLabel(300)
+# Real deployments poll tens of feeds and take documents from a few other producers.
+_SYNDICATED_SOURCE = BoundedLabel(300)
+
+
+def syndication_source(doc: Document) -> str:
+    """The ``source`` label of a copy. Text files replayed carry their file name as source, and a
+    backfill of a few hundred would take every label before the outlets did: they count as one."""
+    return "file" if doc.text_source == "file" else _SYNDICATED_SOURCE(doc.source or "unknown")
 
 
 def serve(port: int, host: str, role: str) -> int | None:

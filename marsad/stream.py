@@ -190,8 +190,7 @@ class Stream:
                     if result.duplicate_of is not None:
                         metrics.DUPLICATES.labels(result.kind).inc()
                         if result.kind != "redelivered":
-                            metrics.SYNDICATED.labels(
-                                metrics.SYNDICATED_SOURCE(doc.source or "unknown")).inc()
+                            metrics.SYNDICATED.labels(metrics.syndication_source(doc)).inc()
                         log.info("duplicate %s of %s (%s)", doc.id, result.duplicate_of,
                                  result.kind)
                     else:

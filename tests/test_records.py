@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from ingest.documents import ReadReport, read_documents
+from marsad.metrics import syndication_source
 from marsad.records import Actor, Alert, Claim, DocRef, Document, RecordError, Town
 
 
@@ -55,6 +56,10 @@ def test_seed_files_and_folders(seeds, tmp_path):
     assert docs[3].title == "ضربات جوية روسية لأهداف داعش في البوكمال"
     assert not docs[3].text.startswith(docs[3].title)
     assert [d.source for d in docs] == [p.name for p in seeds]
+    # A backfill of text files does not use up the syndication metric's labels for outlets.
+    assert {syndication_source(d) for d in docs} == {"file"}
+    outlet = Document.accept({"text": "خبر", "source": "سانا", "url": "https://sana.sy/1"})
+    assert syndication_source(outlet) == "سانا"
 
 
 def test_bad_inputs_are_counted_skips_not_crashes(tmp_path):
