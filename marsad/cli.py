@@ -415,10 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         # Said by the command's own parser, so the usage shown is the command's.
         _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command == "run":
+    if args.command in ("run", "process"):
         from marsad import shutdown
 
-        shutdown.install()  # before the slow imports: a stop may come at any moment of start-up
+        # Before the slow imports: a stop may come at any moment of start-up.
+        shutdown.install(clean=args.command == "run")
     try:
         return _dispatch(args)
     except KeyboardInterrupt:

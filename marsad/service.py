@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -83,6 +84,15 @@ class _Worker(faust.Worker):
     def install_signal_handlers(self) -> None:
         super().install_signal_handlers()
         shutdown.resend()
+
+    # The worker's own handlers stop it; the command's exit status and message need to know.
+    def _on_sigint(self) -> None:
+        shutdown.note(signal.SIGINT)
+        super()._on_sigint()
+
+    def _on_sigterm(self) -> None:
+        shutdown.note(signal.SIGTERM)
+        super()._on_sigterm()
 
 
 def parse_roles(text: str) -> frozenset[str]:
@@ -229,5 +239,12 @@ def process_batch(config: Config, paths: list[str], alerts_out: str,
             outcome["code"] = 0
             await worker.stop()
 
+        shutdown.hand_over()
         _run_worker(stream, config, drive)
+    stopped_by = shutdown.requested()
+    if outcome["code"] != 0 and stopped_by is not None:
+        print(f"marsad process: stopped by {signal.Signals(stopped_by).name} at "
+              f"{progress.documents_done}/{total} documents; {out} holds the alerts raised so far",
+              file=sys.stderr)
+        return 128 + stopped_by
     return outcome["code"]

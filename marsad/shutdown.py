@@ -1,8 +1,10 @@
-"""SIGINT and SIGTERM while `marsad run` starts, before the faust worker handles them itself.
+"""SIGINT and SIGTERM for `marsad run` and `marsad process`, also while they start, before the
+faust worker handles them itself.
 
 A supervisor may stop the service while it still loads its libraries and models, and so may
-Ctrl-C. The handler raises SystemExit(0), so a long start-up step stops at once and everything
-already started (the embedded broker, broker.url) is cleaned up on the way out. It also remembers
+Ctrl-C. The handler raises SystemExit, so a long start-up step stops at once and everything
+already started (the embedded broker, broker.url) is cleaned up on the way out: status 0 for the
+service, which is stopped that way, 128 + the signal for a batch cut short. It also remembers
 the signal: a library can swallow that exception (kafka-python's I/O loop logs and drops whatever
 one of its tasks raises, and marsad quiets that logger), and a start-up that went on regardless is
 stopped as soon as the worker can handle the signal itself (:func:`resend`).
@@ -24,22 +26,40 @@ log = logging.getLogger("marsad")
 
 _requested: int | None = None
 _raising = True
+_clean = True
 
 
-def install() -> None:
+def install(clean: bool) -> None:
+    """``clean``: a stop is how this command ends (exit 0), not an interruption."""
+    global _clean
+    _clean = clean
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
 
 
 def _stop(signum: int, _frame: object) -> None:
-    global _requested
     if _requested is None:
         log.warning("marsad stopped while starting")
-    _requested = signum
+    note(signum)
     if _raising:
         # The Kafka client being unwound (topic set-up) reports its cut-off task as an error.
         logs.quiet_clients()
-        raise SystemExit(0)
+        _exit()
+
+
+def _exit() -> None:
+    assert _requested is not None
+    raise SystemExit(0 if _clean else 128 + _requested)
+
+
+def note(signum: int) -> None:
+    """A stop signal came (the worker's own handlers report theirs here too)."""
+    global _requested
+    _requested = signum
+
+
+def requested() -> int | None:
+    return _requested
 
 
 def hand_over() -> None:
@@ -47,7 +67,7 @@ def hand_over() -> None:
     on the way; from now on a signal is only remembered, for :func:`resend`."""
     global _raising
     if _requested is not None:
-        raise SystemExit(0)
+        _exit()
     _raising = False
 
 

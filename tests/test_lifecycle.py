@@ -1,11 +1,14 @@
 """The service on its embedded default, as the quick start runs it: one service per data_dir,
-and no broker left behind however the service ends."""
+and no broker left behind however the service ends; a batch stopped midway says so."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -117,3 +120,23 @@ def test_a_service_stopped_while_it_starts_exits_cleanly(tmp_path, stop, moment)
     assert "Traceback" not in service.stderr
     assert "marsad stopped" in service.stderr
     assert not (tmp_path / "data" / "broker.url").exists()
+
+
+def test_a_batch_stopped_midway_says_how_far_it_got(tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(
+        json.dumps({"id": f"d{n}", "text": f"ارتفعت أسعار الخضر في سوق المدينة {n} مرة خلال "
+                                           f"الأسبوع {n} حسب تقرير الغرفة التجارية."},
+                   ensure_ascii=False) + "\n" for n in range(20_000)), encoding="utf-8")
+    out = tmp_path / "alerts.jsonl"
+    batch = subprocess.Popen(
+        [sys.executable, "-m", "marsad.cli", "process", str(docs), "--alerts-out", str(out)],
+        cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(out.exists, timeout=120)  # the models are loaded; the broker and worker follow
+    time.sleep(8)
+    batch.send_signal(signal.SIGINT)
+    _, err = batch.communicate(timeout=60)
+    # Not 0: a backfill cut short must not pass for a finished one in a script.
+    assert batch.returncode == 130, err
+    assert re.search(r"stopped by SIGINT at \d+/20000 documents; .* holds the alerts", err), err
+    assert "Traceback" not in err
