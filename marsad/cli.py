@@ -126,8 +126,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     last = None if args.from_beginning else (
         args.last if args.last is not None else (0 if args.follow else 20))
     # A town's last N alerts may be older than the last N of all: read the topic from its start
-    # and keep the town's.
-    sift = wanted is not None and last is not None and last > 0
+    # and keep the town's last N.
+    keep = last if wanted is not None and last else 0
+    sift = keep > 0
     printed = 0
 
     def show(data: dict[str, Any], alert: Alert) -> None:
@@ -163,13 +164,14 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                         past.append(read)
                     else:
                         show(*read)
-            done = all(consumer.position(tp) >= ends[tp] for tp in assigned)
-            if sift and (done or time.monotonic() - idle_since > 3):
+            caught_up = (all(consumer.position(tp) >= ends[tp] for tp in assigned)
+                         or time.monotonic() - idle_since > 3)
+            if sift and caught_up:
                 past.sort(key=lambda read: read[1].raised_at)
-                for read in past[-last:] if last else []:
+                for read in past[-keep:]:
                     show(*read)
                 sift = False
-            if not args.follow and (done or time.monotonic() - idle_since > 3):
+            if not args.follow and caught_up:
                 if not printed:
                     print(_no_alerts(args, config, topic, sum(ends.values()) - sum(starts.values())),
                           file=sys.stderr)
