@@ -8,8 +8,10 @@ import logging
 import re
 from dataclasses import dataclass
 from email.message import Message
+from typing import cast
 
 import trafilatura
+from trafilatura.settings import Document as PageDocument
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +57,17 @@ def extract_article(body: bytes, content_type: str | None, url: str,
     if media_type is not None and media_type not in _HTML_TYPES:
         return None
     try:
-        doc = trafilatura.bare_extraction(_decode(body, charset), url=url, with_metadata=True,
-                                          include_comments=False)
+        # A trafilatura Document: the dict form is only for as_dict=True.
+        doc = cast(PageDocument | None, trafilatura.bare_extraction(
+            _decode(body, charset), url=url, with_metadata=True, include_comments=False))
     except Exception as exc:  # noqa: BLE001 - hostile HTML must cost one article, not the poller
         log.info("extraction failed for a page: %s: %s", type(exc).__name__, exc)
         return None
-    if doc is None or not (doc.text or "").strip():
+    text = doc.text if doc is not None else None
+    if doc is None or text is None or not text.strip():
         return None
     title = (doc.title or "").strip() or None
-    return Article(_without_heading(doc.text, (title, title_hint)), title,
+    return Article(_without_heading(text, (title, title_hint)), title,
                    (doc.author or "").strip() or None, doc.date or None)
 
 

@@ -164,7 +164,7 @@ def cmd_list(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 0
     now = time.time()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for feed in feeds:
         state = states[feed.name] or FeedState(feed.name, feed.url, feed.interval_text)
         rows.append({

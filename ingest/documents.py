@@ -14,10 +14,10 @@ import codecs
 import gzip
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from marsad.metrics import SKIPPED_INPUTS
 from marsad.records import MAX_DOCUMENT_BYTES, Document, EmptyDocument, RecordError, TooLarge
@@ -43,7 +43,7 @@ def _is_jsonl(path: Path) -> bool:
     return path.name.endswith(JSONL_SUFFIXES)
 
 
-def expand(paths: list[str | Path], report: ReadReport) -> list[Path]:
+def expand(paths: Sequence[str | Path], report: ReadReport) -> list[Path]:
     """Files in the order given; a folder contributes its documents sorted by name."""
     files: list[Path] = []
     for raw in paths:
@@ -109,7 +109,11 @@ def read_text_document(path: Path, report: ReadReport) -> Document | None:
         return None
 
 
-def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+class _LineReader(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def _lines(stream: _LineReader) -> Iterator[tuple[int, bytes | None]]:
     """Numbered lines, None for one far past the document limit (read past, never held whole)."""
     cap = 2 * MAX_DOCUMENT_BYTES
     number = 0
@@ -160,7 +164,7 @@ def _kind(exc: RecordError) -> str:
     return "empty_document" if isinstance(exc, EmptyDocument) else "invalid_document"
 
 
-def read_documents(paths: list[str | Path], report: ReadReport | None = None) -> Iterator[Document]:
+def read_documents(paths: Sequence[str | Path], report: ReadReport | None = None) -> Iterator[Document]:
     """Every readable document under ``paths``, in order."""
     report = report if report is not None else ReadReport()
     for path in expand(paths, report):

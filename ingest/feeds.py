@@ -77,7 +77,8 @@ def _iso(parsed: Any) -> str | None:
     if not parsed:
         return None
     try:
-        return datetime(*parsed[:6], tzinfo=timezone.utc).isoformat()
+        year, month, day, hour, minute, second = parsed[:6]
+        return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc).isoformat()
     except (TypeError, ValueError):
         return None
 

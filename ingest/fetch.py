@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiohttp.abc import AbstractResolver
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
@@ -129,7 +129,7 @@ class GuardedResolver(AbstractResolver):
         self.inner = inner or ThreadedResolver()
 
     async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[dict[str, Any]]:
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         resolved = await self.inner.resolve(host, port, family)
         allowed = [r for r in resolved if self.policy.address_allowed(host, port, r["host"])]
         if not allowed:

@@ -233,7 +233,7 @@ def start_workers(layout: list[str], config: Path, folder: Path) -> list[Worker]
 
 def scrape(workers: list[Worker]) -> list[dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
     """Every worker's samples, by (name, sorted labels)."""
-    out = []
+    out: list[dict[tuple[str, tuple[tuple[str, str], ...]], float]] = []
     for worker in workers:
         if worker.proc.poll() is not None:
             raise BenchError(f"a worker exited with code {worker.proc.returncode}:\n"
@@ -488,7 +488,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if not 0 <= args.synthetic <= 1:
         raise BenchError("--synthetic: expected a share between 0 and 1")
     if args.layout:
-        covered = set()
+        covered: set[str] = set()
         for roles in args.layout:
             try:
                 covered |= parse_roles(roles)

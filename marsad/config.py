@@ -261,7 +261,7 @@ def default_config() -> Config:
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = get_origin(annotation)
-    if is_dataclass(annotation):
+    if isinstance(annotation, type) and is_dataclass(annotation):
         return _build(annotation, value, key)
     if origin is list:
         (item_type,) = get_args(annotation)

@@ -207,7 +207,8 @@ class DocRef:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DocRef:
-        return cls(**{k: data.get(k) for k in ("id", "url", "source", "title", "published")})
+        return cls(data["id"], data.get("url"), data.get("source"), data.get("title"),
+                   data.get("published"))
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ class Town:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Town:
-        return cls(**{k: data.get(k) for k in ("id", "name_ar", "name_en", "lat", "lon")})
+        return cls(data["id"], data["name_ar"], data.get("name_en"), data.get("lat"), data.get("lon"))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -171,7 +171,10 @@ class Stream:
         if "novelty" in roles:
             novelty_table = self.app.Table("novelty", default=None,
                                            partitions=self.topics.partitions, key_type=str)
-        pipeline, progress = self.pipeline, self.progress
+        if self.pipeline is None and not {"dedup", "claims", "novelty"}.isdisjoint(roles):
+            raise ValueError("the dedup, claims and novelty roles need a pipeline")
+        # Only the processor agents use it, and for them it is set (checked above).
+        pipeline, progress = cast(Pipeline, self.pipeline), self.progress
 
         async def dedup_agent(stream: Any) -> None:
             async for event in stream.events():
@@ -317,7 +320,7 @@ class Stream:
         # faust keeps the offset it last committed per partition, read from the broker on
         # assignment; asking the broker again would cost a request per partition and tick. It is
         # private, which the pin of faust-streaming to 0.15 in pyproject.toml makes safe.
-        committed = consumer._committed_offset
+        committed = consumer._committed_offset  # type: ignore[attr-defined]
         # Busy: records taken since the last tick, or table changelog writes still waiting to
         # be produced (the producer's buffer, public in faust 0.15).
         busy = self._handled != self._handled_at_tick or self.app.producer.buffer.size > 0

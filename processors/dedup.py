@@ -61,7 +61,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from datasketch import MinHash
@@ -473,7 +473,8 @@ class Deduplicator:
         copies: list[tuple[int, str]] = []
         best_update: tuple[float, int, _Verdict] | None = None
         for slot in slots:
-            a = _Remembered.decode(state[self._ids[slot]])
+            # Only live slots are candidates (the filter above).
+            a = _Remembered.decode(state[cast(str, self._ids[slot])])
             if a.exact == b.exact:
                 copies.append((slot, "exact"))
                 continue
@@ -571,7 +572,7 @@ class Deduplicator:
             keep = np.flatnonzero(alive & ~gone)
             gone[keep[np.argpartition(times[keep], excess - 1)[:excess]]] = True
         for slot in np.flatnonzero(gone).tolist():
-            state.pop(self._ids[slot], None)
+            state.pop(cast(str, self._ids[slot]), None)  # gone slots are live ones
             self._ids[slot] = None
         self._count -= int(gone.sum())
         alive &= ~gone

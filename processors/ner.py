@@ -477,8 +477,9 @@ class CrfTagger:
 
     def save(self, path: Path) -> None:
         """Write the model file and its lexicon side file next to it."""
+        arrays: dict[str, Any] = {**self.stage1.arrays("stage1"), **self.stage2.arrays("stage2")}
         with open(path, "wb") as fh:
-            np.savez_compressed(fh, **self.stage1.arrays("stage1"), **self.stage2.arrays("stage2"))
+            np.savez_compressed(fh, **arrays)
         self.lexicon.save(lexicon_path(path))
 
     def tag(self, tokens: list[str]) -> list[str]:

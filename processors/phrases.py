@@ -7,6 +7,7 @@ A name matches whole normalised tokens, so a name is never found inside a longer
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -73,9 +74,9 @@ class PhraseIndex(Generic[T]):
     def keys(self) -> list[str]:
         return [" ".join(k) for k in self._index]
 
-    def sort_buckets(self, key: object) -> None:
+    def sort_buckets(self, key: Callable[[T], float]) -> None:
         for bucket in self._index.values():
-            bucket.sort(key=key)  # type: ignore[arg-type]
+            bucket.sort(key=key)
 
     def find(self, text: str, tokens: list[Token]) -> list[Match[T]]:
         """Every indexed name in ``text``, longest first, left to right, never overlapping."""

@@ -18,7 +18,7 @@ class Sentence:
 
 
 def split_sentences(text: str) -> list[Sentence]:
-    sentences = []
+    sentences: list[Sentence] = []
     start = 0
     for match in _END.finditer(text):
         _append(text, start, match.end(), sentences)
