@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
-from marsad.records import Actor, Claim, Document
+from marsad.records import Actor, Claim, Document, RecordError, parse_time
 from processors.actors import DERIVED_PREFIX, ActorLexicon, ActorRef, derived_actor_id
 from processors.gazetteer import Gazetteer, MonitoredTowns
 from processors.mentions import is_common_word, judge_mention
@@ -80,9 +81,26 @@ _RECALL = ("العام الماضي", "الشهر الماضي", "الأسبوع
            "الشهر المنصرم", "سابقا", "في وقت سابق", "مؤخرا", "في عام", "يشار إلى", "تجدر الإشارة",
            "يذكر أن", "وسبق", "الأحد الماضي", "الاثنين الماضي", "الثلاثاء الماضي",
            "الأربعاء الماضي", "الخميس الماضي", "الجمعة الماضي", "السبت الماضي")
-# A full date inside the sentence ("يوم 17/11/2017 أعلن") dates a recalled step; a dateline's
-# "الأحد 19 مارس 2017" is the news itself, so bare years do not count.
-_DATE = re.compile(r"\b\d{1,2}/\d{1,2}/\d{2,4}\b")
+# A date in the clause ("يوم 17/11/2017 أعلن", "في 12 فيفري 2008 اغتيل") more than this many days
+# before the document was published dates a recalled event; the dateline's "الأحد 19 مارس 2017"
+# is the news itself. Without a published time, a full numeric date is taken as a recollection
+# and a named month is not (it is as often the dateline).
+RECALL_DAYS = 2
+_NUMERIC_DATE = re.compile(r"(?<!\d)(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?!\d)")
+# Month names of the Maghreb (جانفي), of Egypt and the Gulf (يناير) and of the Levant and Iraq
+# (كانون الثاني).
+_MONTH_NAMES = (
+    ("جانفي", "يناير", "كانون الثاني"), ("فيفري", "فبراير", "شباط"), ("مارس", "آذار"),
+    ("أفريل", "أبريل", "نيسان"), ("ماي", "مايو", "أيار"), ("جوان", "يونيو", "يونيه", "حزيران"),
+    ("جويلية", "يوليو", "يوليه", "تموز"), ("أوت", "أغسطس", "آب"), ("سبتمبر", "أيلول"),
+    ("أكتوبر", "تشرين الأول"), ("نوفمبر", "تشرين الثاني"), ("ديسمبر", "كانون الأول"),
+)
+_MONTHS = {normalize(name): number for number, names in enumerate(_MONTH_NAMES, start=1)
+           for name in names}
+_NAMED_DATE = re.compile(
+    r"(?<!\d)(\d{1,2})\s+(?:من\s+)?("
+    + "|".join(re.escape(m).replace(r"\ ", r"\s+") for m in sorted(_MONTHS, key=len, reverse=True))
+    + r")(?!\w)(?:\s+(?:(?:من\s+)?(?:العام|عام|سنة)\s+)?(\d{4}))?")
 _RELATIVE = re.compile(normalize(r"(?<!\w)(?:التي|الذي|الذين|اللذين|اللتين|اللواتي)(?!\w)"))
 EVIDENCE_POPULATION = 10_000
 _ARMED_GROUP_WORDS = frozenset(normalize(w) for w in (
@@ -175,15 +193,46 @@ def modality(norm_clause: str, cue_at: int, attributed: bool) -> str:
     return "reported" if attributed else "asserted"
 
 
-def is_background(norm_clause: str, cue_at: int = 0) -> bool:
+def is_background(norm_clause: str, cue_at: int = 0, published: datetime | None = None) -> bool:
     """Past events recalled as context raise no alert: a clause that opens as a recollection
-    (وكان، بعد), names a past date or "last week", or puts "after ... had" right before its event."""
+    (وكان، بعد), names a date days before ``published`` or "last week", or puts "after ... had"
+    right before its event."""
     opening = norm_clause.lstrip("و ")
     if opening.startswith(("كان ", "كانت ", "بعد ", "قبل ", "سبق")):
         return True
-    if _RECALL_RE.search(norm_clause) or _DATE.search(norm_clause):
+    if _RECALL_RE.search(norm_clause) or _dated_before(norm_clause, published):
         return True
     return any(0 <= cue_at - m.end() <= 25 for m in _BACKGROUND_RE.finditer(norm_clause))
+
+
+def _dated_before(norm_clause: str, published: datetime | None) -> bool:
+    if published is None:
+        return _NUMERIC_DATE.search(norm_clause) is not None
+    horizon = published.date() - timedelta(days=RECALL_DAYS)
+    for match in _NUMERIC_DATE.finditer(norm_clause):
+        day, month, year = (int(g) for g in match.groups())
+        when = _date(year + 2000 if year < 100 else year, month, day)
+        if when is not None and when < horizon:
+            return True
+    for match in _NAMED_DATE.finditer(norm_clause):
+        day, month = int(match[1]), _MONTHS[re.sub(r"\s+", " ", match[2])]
+        if match[3]:
+            when = _date(int(match[3]), month, day)
+        else:
+            # No year: the latest such day not after publication ("15 ديسمبر" in January).
+            when = _date(published.year, month, day)
+            if when is not None and when > published.date():
+                when = _date(published.year - 1, month, day)
+        if when is not None and when < horizon:
+            return True
+    return False
+
+
+def _date(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -211,14 +260,18 @@ class ClaimExtractor:
             return result
         sentences = [*split_sentences(doc.title or ""), *split_sentences(doc.text)]
         seen: set[str] = set()
+        try:
+            published = parse_time(doc.published)
+        except RecordError:
+            published = None
         for sentence in sentences:
-            for claim in self._sentence_claims(doc, sentence, result.entities):
+            for claim in self._sentence_claims(doc, sentence, published, result.entities):
                 if claim.signature() not in seen:
                     seen.add(claim.signature())
                     result.claims.append(claim)
         return result
 
-    def _sentence_claims(self, doc: Document, sentence: Sentence,
+    def _sentence_claims(self, doc: Document, sentence: Sentence, published: datetime | None,
                          entities: Counter[str]) -> list[Claim]:
         tokens = tokenize(sentence.text)
         mentions = self.towns.matches(sentence.text, tokens)
@@ -278,7 +331,7 @@ class ClaimExtractor:
                     doc=doc.ref(),
                     start=sentence.start,
                     end=sentence.end,
-                    background=is_background(norm_clause, cue_at),
+                    background=is_background(norm_clause, cue_at, published),
                     published=doc.published,
                     ingested_at=doc.ingested_at,
                 ))

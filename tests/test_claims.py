@@ -101,6 +101,25 @@ def test_background_claims_raise_nothing(pipeline):
     assert pipeline.novelty.judge(claim, None).outcome == "background"
 
 
+@pytest.mark.parametrize("sentence, published, background", [
+    # Recalled: the date is days or years before the article.
+    ("ويوم الأربعاء 15 فيفري الجاري فجر انتحاري شاحنة ملغومة في البوكمال.", "2017-02-19T10:00:00Z", True),
+    ("في 12 فيفري 2008 اغتيل قيادي في تفجير سيارته في البوكمال.", "2017-02-19T10:00:00Z", True),
+    ("قصفت طائرات روسية البوكمال يوم 10/2/2017.", "2017-02-19T10:00:00Z", True),
+    # "20 ديسمبر" in a January article is last December's.
+    ("قصفت طائرات روسية البوكمال في 20 كانون الأول.", "2018-01-05T10:00:00Z", True),
+    # The news itself: today's or yesterday's date, or an article with no published time.
+    ("ويوم الأحد 19 فيفري 2017 فجر انتحاري شاحنة ملغومة في البوكمال.", "2017-02-19T10:00:00Z", False),
+    ("قصفت طائرات روسية البوكمال يوم 18/2/2017.", "2017-02-19T10:00:00Z", False),
+    ("ويوم الأربعاء 15 فيفري فجر انتحاري شاحنة ملغومة في البوكمال.", None, False),
+])
+def test_a_dated_event_is_background_when_the_date_is_days_before_publication(
+        pipeline, sentence, published, background):
+    [claim] = claims_of(pipeline, sentence, published=published)
+    assert claim.background is background
+    assert (pipeline.novelty.judge(claim, None).outcome == "background") is background
+
+
 def test_control_by_a_rival_actor_contradicts(pipeline):
     army = claims_of(pipeline, "أعلن الجيش السوري سيطرته الكاملة على مدينة البوكمال.",
                      published="2017-11-19T08:00:00+00:00")[0]
