@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import html
 import json
+import sys
 import threading
 import time
 import zlib
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
@@ -159,6 +161,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 drops SYNs of parallel clients: 1 s retransmits
     owner: FeedServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up between requests of a keep-alive connection is what capped and
+        # timed-out fetches do; only other failures deserve socketserver's traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FeedServer:
