@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
-from marsad.records import Actor, Claim, Document, RecordError, parse_time
+from marsad.records import Actor, Claim, Document, RecordError, believed_time, parse_time
 from processors.actors import DERIVED_PREFIX, ActorLexicon, ActorRef, derived_actor_id
 from processors.gazetteer import Gazetteer, MonitoredTowns
 from processors.mentions import is_common_word, judge_mention
@@ -86,6 +86,7 @@ _RECALL = ("العام الماضي", "الشهر الماضي", "الأسبوع
 # is the news itself. Without a published time, a full numeric date is taken as a recollection
 # and a named month is not (it is as often the dateline).
 RECALL_DAYS = 2
+FUTURE_DAYS = 120
 _NUMERIC_DATE = re.compile(r"(?<!\d)(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?!\d)")
 # Month names of the Maghreb (جانفي), of Egypt and the Gulf (يناير) and of the Levant and Iraq
 # (كانون الثاني).
@@ -219,9 +220,10 @@ def _dated_before(norm_clause: str, published: datetime | None) -> bool:
         if match[3]:
             when = _date(int(match[3]), month, day)
         else:
-            # No year: the latest such day not after publication ("15 ديسمبر" in January).
+            # No year: this year's, unless that is months ahead ("20 ديسمبر" in a January
+            # article is last December; "18 نوفمبر" in a November one is a coming date).
             when = _date(published.year, month, day)
-            if when is not None and when > published.date():
+            if when is not None and when > published.date() + timedelta(days=FUTURE_DAYS):
                 when = _date(published.year - 1, month, day)
         if when is not None and when < horizon:
             return True
@@ -264,6 +266,10 @@ class ClaimExtractor:
             published = parse_time(doc.published)
         except RecordError:
             published = None
+        if published is not None and doc.ingested_at:
+            # A feed that dates its items in the future must not make today's news look old.
+            published = datetime.fromtimestamp(believed_time(published, doc.ingested_at),
+                                               timezone.utc)
         for sentence in sentences:
             for claim in self._sentence_claims(doc, sentence, published, result.entities):
                 if claim.signature() not in seen:

@@ -112,12 +112,23 @@ def test_background_claims_raise_nothing(pipeline):
     ("ويوم الأحد 19 فيفري 2017 فجر انتحاري شاحنة ملغومة في البوكمال.", "2017-02-19T10:00:00Z", False),
     ("قصفت طائرات روسية البوكمال يوم 18/2/2017.", "2017-02-19T10:00:00Z", False),
     ("ويوم الأربعاء 15 فيفري فجر انتحاري شاحنة ملغومة في البوكمال.", None, False),
+    # A coming date with no year is this year's, not last year's.
+    ("تستعد القوات لشن هجوم على البوكمال يوم 25 فيفري.", "2017-02-19T10:00:00Z", False),
 ])
 def test_a_dated_event_is_background_when_the_date_is_days_before_publication(
         pipeline, sentence, published, background):
     [claim] = claims_of(pipeline, sentence, published=published)
     assert claim.background is background
     assert (pipeline.novelty.judge(claim, None).outcome == "background") is background
+
+
+def test_a_feed_dating_items_in_the_future_does_not_make_todays_news_background(pipeline):
+    arrived = datetime(2017, 2, 19, 10, tzinfo=timezone.utc)
+    doc = Document.from_dict({"text": "ويوم الأحد 19 فيفري 2017 فجر انتحاري شاحنة ملغومة في البوكمال.",
+                              "published": "2018-02-19T10:00:00Z",
+                              "ingested_at": arrived.timestamp()})
+    [claim] = pipeline.claims.extract(doc)
+    assert not claim.background
 
 
 def test_control_by_a_rival_actor_contradicts(pipeline):
