@@ -19,6 +19,14 @@ _ARABIC_LETTER = re.compile(r"[\u0621-\u064A\u066E-\u06D3\u06D5\u06FA-\u06FF\u07
                             r"\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFC]")
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _SAMPLE = 4000  # characters looked at to decide a document's script
+# trafilatura's time and memory grow with a page's elements, not its bytes: 10 MB of "<a>" tags
+# take it 80 s and 2 GB. News article pages have a few thousand tags; "<" counts open and close
+# tags (and the odd "<" in a script), so this allows some 50,000 elements, a few seconds' work.
+MAX_MARKUP = 100_000
+
+
+class PageTooComplex(ValueError):
+    """An article page with more markup than extraction is allowed to chew on."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,14 @@ def _decode(body: bytes, charset: str | None) -> str | bytes:
 def extract_article(body: bytes, content_type: str | None, url: str,
                     title_hint: str | None = None) -> Article | None:
     """The page's main text and metadata, or None when it is not HTML or has no text.
-    ``title_hint`` (the feed's title for the item) is removed from the start of the text too."""
+    ``title_hint`` (the feed's title for the item) is removed from the start of the text too.
+    Raises PageTooComplex for a page with more than MAX_MARKUP tags.
+    """
     media_type, charset = _media_type_and_charset(content_type)
     if media_type is not None and media_type not in _HTML_TYPES:
         return None
+    if body.count(b"<") > MAX_MARKUP:
+        raise PageTooComplex(f"more than {MAX_MARKUP:,} tags")
     try:
         # A trafilatura Document: the dict form is only for as_dict=True.
         doc = cast(PageDocument | None, trafilatura.bare_extraction(

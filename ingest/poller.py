@@ -22,7 +22,8 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
-from ingest.articles import Article, extract_article, is_arabic, looks_non_arabic
+from ingest.articles import (Article, PageTooComplex, extract_article, is_arabic,
+                             looks_non_arabic)
 from ingest.feeds import FeedItem, parse_feed
 from ingest.fetch import FetchError, Fetcher, FetchRefused, Limits, Response, policy_from_config
 from ingest.guard import Refused, redact_text, redact_url
@@ -261,6 +262,11 @@ class Poller:
             self._count(feed, "article", exc.result)
             log.info("feed %s: article %s: %s; using the feed's text", feed.name,
                      redact_url(item.link), redact_text(str(exc)))
+            return None
+        except PageTooComplex as exc:
+            self._count(feed, "article", "too_large")
+            log.info("feed %s: article %s: %s, not extracted; using the feed's text", feed.name,
+                     redact_url(item.link), exc)
             return None
         self._count(feed, "article", "ok" if article is not None else "parse_error")
         if article is None:

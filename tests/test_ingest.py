@@ -139,11 +139,15 @@ def build_site(prefix: str) -> tuple[Site, list[FeedServer]]:
     server.static("/atom.xml", atom(items), "application/atom+xml")
     add("atom", "/atom.xml", [*map(from_article, arts[4:6]), from_feed(arts[6])])
 
-    # RSS 1.0 (RDF) in ISO-8859-6, charset in the HTTP header; identity from the link.
+    # RSS 1.0 (RDF) in ISO-8859-6, charset in the HTTP header; identity from the link. The last
+    # page is an HTML bomb under the size cap (1.7 MB of links, a minute of extraction): not
+    # extracted, the feed's text stands in.
     items = _items(arts[7:10], server, 7)
-    pages(7, arts[7:10], "utf-8", header_charset=False)
+    pages(7, arts[7:9], "utf-8", header_charset=False)
+    server.static("/a/9.html", b"<html><body>" + b"<a href=/x>y</a> " * 100_000,
+                  "text/html; charset=utf-8")
     server.static("/rdf.xml", rdf(items, "iso-8859-6"), "application/rdf+xml; charset=ISO-8859-6")
-    add("rdf", "/rdf.xml", list(map(from_article, arts[7:10])))
+    add("rdf", "/rdf.xml", [*map(from_article, arts[7:9]), from_feed(arts[9])])
 
     # UTF-8 with a BOM and an ETag (the second poll is a 304), an English item (skipped
     # without fetching its page) and an item with neither guid nor link (content hash).
@@ -246,6 +250,7 @@ def test_poller_ingests_every_good_item_once_and_counts_each_bad_feed(site, tmp_
         assert fetches(site.feed_name("rss1256"), "ok") >= 1
         assert fetches(site.feed_name("rss1256"), "http_error", "article") >= 1  # the 404 page
         assert fetches(site.feed_name("atom"), "refused", "article") >= 1
+        assert fetches(site.feed_name("rdf"), "too_large", "article") >= 1  # the HTML bomb
         assert skipped(site.feed_name("bom"), "non_arabic") >= 1
         assert skipped(site.feed_name("bom"), "too_large") >= 1
         assert site.server.hits["/a/english.html"] == 0
