@@ -14,6 +14,7 @@ import codecs
 import gzip
 import json
 import logging
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,10 @@ def read_jsonl(path: Path, report: ReadReport) -> Iterator[Document]:
                     report.skip(where, "malformed JSON (nested too deeply)", "malformed_json")
                 except RecordError as exc:
                     report.skip(where, str(exc), _kind(exc))
-    except (OSError, EOFError) as exc:
+                except ValueError as exc:
+                    # json's other refusal: a number of thousands of digits.
+                    report.skip(where, f"malformed JSON ({exc})", "malformed_json")
+    except (OSError, EOFError, zlib.error) as exc:
         report.skip(str(path), getattr(exc, "strerror", None) or str(exc), "unreadable_file")
 
 

@@ -54,6 +54,7 @@ MAX_DOCUMENT_BYTES = 512 * 1024
 # A record's value a stage may send: under the producers' 1,000,000-byte request limit with room
 # for the key and the batch's headers.
 MAX_RECORD_BYTES = 900_000
+MAX_ID_CHARS = 512
 
 
 def utc_now() -> str:
@@ -87,7 +88,34 @@ def _optional_str(data: dict[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise RecordError(f"{key}: expected a string, got {type(value).__name__}")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        # JSON can carry a lone surrogate ("\ud800") that no stage could send on as UTF-8.
+        raise RecordError(f"{key}: not valid Unicode (a lone surrogate)") from None
     return value
+
+
+def _str(data: Any, key: str) -> str:
+    if not isinstance(data, dict):
+        raise RecordError(f"{key}: expected inside a JSON object, got {type(data).__name__}")
+    value = _optional_str(data, key)
+    if value is None:
+        raise RecordError(f"{key}: required")
+    return value
+
+
+def _number(data: dict[str, Any], key: str, default: float = 0.0) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordError(f"{key}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _object(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise RecordError(f"{what}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _spans(value: Any, key: str) -> tuple[tuple[int, int], ...]:
@@ -132,8 +160,8 @@ class Document:
     def from_dict(cls, data: Any) -> Document:
         if not isinstance(data, dict):
             raise RecordError("document: expected a JSON object")
-        text = data.get("text")
-        if not isinstance(text, str):
+        text = _optional_str(data, "text")
+        if text is None:
             raise RecordError("text: required, must be a string")
         if not text.strip():
             raise EmptyDocument("text: empty document")
@@ -150,6 +178,11 @@ class Document:
         doc_id = data.get("id")
         if doc_id is not None and not isinstance(doc_id, (str, int)):
             raise RecordError("id: expected a string")
+        if isinstance(doc_id, str):
+            _optional_str(data, "id")
+            if len(doc_id) > MAX_ID_CHARS:
+                # Ids are kept in the stages' state (dedup, novelty): they must stay small.
+                raise RecordError(f"id: longer than {MAX_ID_CHARS} characters")
         ingested_at = data.get("ingested_at") or time.time()
         if not isinstance(ingested_at, (int, float)):
             raise RecordError("ingested_at: expected epoch seconds")
@@ -206,9 +239,10 @@ class DocRef:
     published: str | None = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DocRef:
-        return cls(data["id"], data.get("url"), data.get("source"), data.get("title"),
-                   data.get("published"))
+    def from_dict(cls, data: Any) -> DocRef:
+        data = _object(data, "doc")
+        return cls(_str(data, "id"), _optional_str(data, "url"), _optional_str(data, "source"),
+                   _optional_str(data, "title"), _optional_str(data, "published"))
 
 
 @dataclass(frozen=True)
@@ -220,8 +254,12 @@ class Town:
     lon: float | None = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Town:
-        return cls(data["id"], data["name_ar"], data.get("name_en"), data.get("lat"), data.get("lon"))
+    def from_dict(cls, data: Any) -> Town:
+        data = _object(data, "town")
+        lat, lon = data.get("lat"), data.get("lon")
+        return cls(_str(data, "id"), _str(data, "name_ar"), _optional_str(data, "name_en"),
+                   None if lat is None else _number(data, "lat"),
+                   None if lon is None else _number(data, "lon"))
 
 
 @dataclass(frozen=True)
@@ -237,8 +275,9 @@ class Actor:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Actor:
-        return cls(id=data["id"], name=data["name"], role=data.get("role"))
+    def from_dict(cls, data: Any) -> Actor:
+        data = _object(data, "actor")
+        return cls(id=_str(data, "id"), name=_str(data, "name"), role=_optional_str(data, "role"))
 
 
 @dataclass(frozen=True)
@@ -303,21 +342,25 @@ class Claim:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Claim:
+    def from_dict(cls, data: Any) -> Claim:
+        data = _object(data, "claim")
         attributed = data.get("attributed_to")
+        actors = data.get("actors")
+        if not isinstance(actors, list):
+            raise RecordError("actors: expected a list")
         return cls(
-            town=Town.from_dict(data["town"]),
-            event_type=data["event_type"],
-            actors=tuple(Actor.from_dict(a) for a in data["actors"]),
+            town=Town.from_dict(data.get("town")),
+            event_type=_str(data, "event_type"),
+            actors=tuple(Actor.from_dict(a) for a in actors),
             attributed_to=Actor.from_dict(attributed) if attributed else None,
-            modality=data["modality"],
-            sentence=data["sentence"],
-            doc=DocRef.from_dict(data["doc"]),
-            start=data.get("start", 0),
-            end=data.get("end", 0),
-            background=data.get("background", False),
-            published=data.get("published"),
-            ingested_at=data.get("ingested_at", 0.0),
+            modality=_str(data, "modality"),
+            sentence=_str(data, "sentence"),
+            doc=DocRef.from_dict(data.get("doc")),
+            start=int(_number(data, "start")),
+            end=int(_number(data, "end")),
+            background=bool(data.get("background", False)),
+            published=_optional_str(data, "published"),
+            ingested_at=_number(data, "ingested_at"),
         )
 
 
@@ -341,16 +384,21 @@ class Alert:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Alert:
+    def from_dict(cls, data: Any) -> Alert:
         """Rebuild from the contract form (as read back from the alerts topic or a JSONL file)."""
-        claim = dict(data["claim"], town=data["town"], doc=data["doc"])
+        data = _object(data, "alert")
+        claim = dict(_object(data.get("claim"), "claim"), town=data.get("town"), doc=data.get("doc"))
+        novelty = _object(data.get("novelty"), "novelty")
+        previous = novelty.get("previous", [])
+        if not isinstance(previous, list) or not all(isinstance(p, str) for p in previous):
+            raise RecordError("novelty.previous: expected a list of alert ids")
         return cls(
-            alert_id=data["alert_id"],
-            town=Town.from_dict(data["town"]),
+            alert_id=_str(data, "alert_id"),
+            town=Town.from_dict(data.get("town")),
             claim=Claim.from_dict(claim),
-            status=data["novelty"]["status"],
-            previous=tuple(data["novelty"].get("previous", ())),
-            raised_at=data["raised_at"],
+            status=_str(novelty, "status"),
+            previous=tuple(previous),
+            raised_at=_str(data, "raised_at"),
         )
 
 
@@ -359,10 +407,13 @@ def dumps(record: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
-def loads(raw: bytes | str) -> Any:
+def loads(raw: bytes | str | None) -> Any:
+    if raw is None:
+        raise RecordError("no value (a tombstone or an empty message)")
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # Also a number of thousands of digits, past Python's int conversion limit.
         raise RecordError(f"not JSON: {exc}") from exc
     except RecursionError:
         raise RecordError("not JSON: nested too deeply") from None

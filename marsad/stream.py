@@ -55,6 +55,7 @@ STAGES = ("dedup", "claims", "novelty", "sinks")
 LAG_INTERVAL = 10.0
 # The part of a poison message a dead letter carries (see _dead).
 DEAD_PAYLOAD_BYTES = 64 * 1024
+DEAD_KEY_BYTES = 1024
 # A source partition with records waiting and no progress for this many lag ticks is stalled.
 STALL_TICKS = 3
 
@@ -225,21 +226,27 @@ class Stream:
             async for event in stream.events():
                 started = time.perf_counter()
                 self._took("claims")
+                unsent = False  # a claim counted as pending whose send has not returned
                 try:
                     doc = Document.from_dict(loads(event.value))
                     extraction = pipeline.claims.analyse(doc)
                     found = extraction.claims
+                    log.debug("claims: %s: %d claim(s)", doc.id, len(found))
+                    for claim in found:
+                        # Counted before the send: novelty may take the claim before it returns.
+                        progress.bump(claims_pending=1)
+                        unsent = True
+                        await claims.send(key=claim.town.id.encode(), value=dumps(claim))
+                        unsent = False
+                        metrics.CLAIMS.labels(claim.event_type, claim.modality).inc()
                 except Exception as exc:  # noqa: BLE001
+                    if unsent:
+                        progress.bump(claims_pending=-1)
                     await self._dead("claims", event, exc)
                     progress.bump(documents_done=1)
                     continue
                 for kind, count in extraction.entities.items():
                     metrics.ENTITIES.labels(kind).inc(count)
-                log.debug("claims: %s: %d claim(s)", doc.id, len(found))
-                progress.bump(claims_pending=len(found))
-                for claim in found:
-                    metrics.CLAIMS.labels(claim.event_type, claim.modality).inc()
-                    await claims.send(key=claim.town.id.encode(), value=dumps(claim))
                 metrics.DOCUMENTS_OUT.labels("claims").inc()
                 _finished("claims", started)
                 progress.bump(documents_done=1)
@@ -248,21 +255,28 @@ class Stream:
             async for event in stream.events():
                 started = time.perf_counter()
                 self._took("novelty")
+                pending = False
                 try:
                     claim = Claim.from_dict(loads(event.value))
                     verdict = pipeline.novelty.judge(claim, novelty_table.get(claim.town.id))
+                    if verdict.alert is not None:
+                        # Counted before the send: the sinks may take the alert before it returns.
+                        progress.bump(alerts_pending=1, alerts=1)
+                        pending = True
+                        # The state moves on only once the alert is on the broker (at-least-once).
+                        await (await alerts.send(key=claim.town.id.encode(),
+                                                 value=dumps(verdict.alert)))
+                    novelty_table[claim.town.id] = verdict.state
                 except Exception as exc:  # noqa: BLE001
+                    if pending:
+                        progress.bump(alerts_pending=-1, alerts=-1)
                     await self._dead("novelty", event, exc)
                     progress.bump(claims_pending=-1)
                     continue
                 if verdict.alert is not None:
-                    progress.bump(alerts_pending=1, alerts=1)
-                    # The state moves on only once the alert is on the broker (at-least-once).
-                    await (await alerts.send(key=claim.town.id.encode(), value=dumps(verdict.alert)))
                     _observe_latency(claim)
                     metrics.ALERTS.labels(claim.town.name_ar, verdict.alert.status).inc()
                     metrics.DOCUMENTS_OUT.labels("novelty").inc()
-                novelty_table[claim.town.id] = verdict.state
                 metrics.NOVELTY.labels(claim.town.name_ar, verdict.outcome).inc()
                 metrics.NOVELTY_TOWNS.labels(claim.town.name_ar).set(len(verdict.state["claims"]))
                 _finished("novelty", started)
@@ -366,7 +380,6 @@ class Stream:
     async def _dead(self, stage: str, event: Any, exc: Exception) -> None:
         reason = exc.reason if isinstance(exc, RecordError) else type(exc).__name__
         metrics.ERRORS.labels(stage, reason).inc()
-        metrics.DEAD_LETTERS.labels(stage, reason).inc()
         message = event.message
         log.warning("dead letter from %s (%s[%s]@%s): %s", stage, message.topic,
                     message.partition, message.offset, exc)
@@ -387,15 +400,33 @@ class Stream:
             # A letter must fit the broker's message limit; topic, partition and offset say
             # where the whole message is, for as long as that topic keeps it.
             letter["payload_bytes"] = len(value)
-        await self.dead_topic.send(key=event.key, value=dumps(letter))
+        key = event.key if isinstance(event.key, bytes) else None
+        await self._send_letter(stage, reason, key, letter,
+                                f"{message.topic}[{message.partition}]@{message.offset}")
 
-    async def dead_alert(self, alert: Alert, where: str, reason: str) -> None:
-        """A sink gave up on an alert: keep it on the dead topic so nothing is lost silently."""
-        metrics.DEAD_LETTERS.labels("sinks", "delivery_failed").inc()
+    async def dead_alert(self, alert: Alert, where: str, reason: str) -> bool:
+        """A sink gave up on an alert: keep it on the dead topic so nothing is lost silently.
+        False when the letter could not be written either (the caller must keep the alert)."""
         letter = {"stage": "sinks", "reason": "delivery_failed", "error": f"{where}: {reason}",
                   "payload": json.dumps(alert.to_dict(), ensure_ascii=False),
                   "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        await self.dead_topic.send(key=alert.alert_id.encode(), value=dumps(letter))
+        return await self._send_letter("sinks", "delivery_failed", alert.alert_id.encode(),
+                                       letter, f"alert {alert.alert_id}")
+
+    async def _send_letter(self, stage: str, reason: str, key: bytes | None,
+                           letter: dict[str, Any], what: str) -> bool:
+        # A key is only there to spread letters over partitions; a huge one must not stop the
+        # letter from fitting the message limit.
+        key = key[:DEAD_KEY_BYTES] if key else None
+        try:
+            await self.dead_topic.send(key=key, value=dumps(letter))
+        except Exception as exc:  # noqa: BLE001 - the letter is the last resort; say so loudly
+            metrics.ERRORS.labels(stage, "dead_letter_failed").inc()
+            log.error("could not write the dead letter for %s (%s: %s): %s: %s", what, stage,
+                      reason, type(exc).__name__, exc)
+            return False
+        metrics.DEAD_LETTERS.labels(stage, reason).inc()
+        return True
 
     async def send_documents(self, docs: Iterable[Document]) -> int:
         sent = 0
@@ -414,6 +445,9 @@ def _observe_latency(claim: Claim) -> None:
     now = time.time()
     if claim.ingested_at:
         metrics.INGEST_TO_ALERT.observe(max(0.0, now - claim.ingested_at))
-    published = parse_time(claim.published)
+    try:
+        published = parse_time(claim.published)
+    except RecordError:
+        return  # a claim from another producer with an unreadable date: no latency to tell
     if published is not None:
         metrics.PUBLISHED_TO_ALERT.observe(max(0.0, now - published.timestamp()))

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from marsad.records import Actor, Claim, Document, RecordError, believed_time, parse_time
+from marsad.records import CLOCK_SKEW, Actor, Claim, Document, RecordError, parse_time
 from processors.actors import DERIVED_PREFIX, ActorLexicon, ActorRef, derived_actor_id
 from processors.gazetteer import Gazetteer, MonitoredTowns
 from processors.mentions import is_common_word, judge_mention
@@ -209,7 +209,11 @@ def is_background(norm_clause: str, cue_at: int = 0, published: datetime | None 
 def _dated_before(norm_clause: str, published: datetime | None) -> bool:
     if published is None:
         return _NUMERIC_DATE.search(norm_clause) is not None
-    horizon = published.date() - timedelta(days=RECALL_DAYS)
+    # Clamped: a feed's year 1 or 9999 must not overflow the arithmetic.
+    on = min(max(published.date(), date.min + timedelta(days=RECALL_DAYS)),
+             date.max - timedelta(days=FUTURE_DAYS))
+    horizon = on - timedelta(days=RECALL_DAYS)
+    latest = on + timedelta(days=FUTURE_DAYS)
     for match in _NUMERIC_DATE.finditer(norm_clause):
         day, month, year = (int(g) for g in match.groups())
         when = _date(year + 2000 if year < 100 else year, month, day)
@@ -223,7 +227,7 @@ def _dated_before(norm_clause: str, published: datetime | None) -> bool:
             # No year: this year's, unless that is months ahead ("20 ديسمبر" in a January
             # article is last December; "18 نوفمبر" in a November one is a coming date).
             when = _date(published.year, month, day)
-            if when is not None and when > published.date() + timedelta(days=FUTURE_DAYS):
+            if when is not None and when > latest:
                 when = _date(published.year - 1, month, day)
         if when is not None and when < horizon:
             return True
@@ -268,8 +272,8 @@ class ClaimExtractor:
             published = None
         if published is not None and doc.ingested_at:
             # A feed that dates its items in the future must not make today's news look old.
-            published = datetime.fromtimestamp(believed_time(published, doc.ingested_at),
-                                               timezone.utc)
+            published = min(published, datetime.fromtimestamp(doc.ingested_at + CLOCK_SKEW,
+                                                              timezone.utc))
         for sentence in sentences:
             for claim in self._sentence_claims(doc, sentence, published, result.entities):
                 if claim.signature() not in seen:

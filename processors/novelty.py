@@ -16,7 +16,11 @@ from typing import Any
 from marsad.records import Alert, Claim, believed_time, parse_time
 from processors.normalize import normalize
 
-MAX_SOURCES = 50
+# A town's state is one table value, written to the changelog whole: it must stay far below
+# the broker's 1 MB message limit however busy the town and however long its documents' ids.
+# 300 claims of ~1 KB (a sketch, 20 source digests, the agents) is ~300 KB.
+MAX_CLAIMS = 300
+MAX_SOURCES = 20
 SKETCH_SIZE = 32
 # Share of the smaller sentence's word pairs found in the other: above this, one is a near-copy.
 NEAR_COPY = 0.6
@@ -47,6 +51,12 @@ def _overlap(a: list[int], b: list[int]) -> float:
     sa = {h for h in a if h <= limit}
     sb = {h for h in b if h <= limit}
     return len(sa & sb) / max(1, min(len(sa), len(sb)))
+
+
+def source_key(doc_id: str) -> str:
+    """What a town's state keeps of a document that made a claim: a 16-character digest of its
+    id (ids may be long URLs)."""
+    return hashlib.blake2b(doc_id.encode(), digest_size=8).hexdigest()
 
 
 def _alert_id(signature: str, first_doc: str) -> str:
@@ -99,15 +109,16 @@ class NoveltyJudge:
             return Verdict("background", None, {"claims": known})
         signature = claim.signature()
         sketch = sentence_sketch(claim.sentence)
+        source = source_key(claim.doc.id)
         repeated = known.get(signature) or next(
             (e for e in known.values()
              if e["event_type"] == claim.event_type and e["polarity"] == claim.polarity()
-             and claim.doc.id not in e["sources"] and _overlap(sketch, e["sketch"]) >= NEAR_COPY),
+             and source not in e["sources"] and _overlap(sketch, e["sketch"]) >= NEAR_COPY),
             None,
         )
         if repeated is not None:
-            if claim.doc.id not in repeated["sources"] and len(repeated["sources"]) < MAX_SOURCES:
-                repeated["sources"] = [*repeated["sources"], claim.doc.id]
+            if source not in repeated["sources"] and len(repeated["sources"]) < MAX_SOURCES:
+                repeated["sources"] = [*repeated["sources"], source]
             return Verdict("repeat", None, {"claims": known})
         alert_id = _alert_id(signature, claim.doc.id)
         contradicted = _contradicted(claim, known)
@@ -120,9 +131,13 @@ class NoveltyJudge:
             "agents": list(claim.agents()),
             "polarity": claim.polarity(),
             "at": at,
-            "sources": [claim.doc.id],
+            "sources": [source],
             "sketch": sketch,
         }
+        if len(known) > MAX_CLAIMS:
+            # The oldest claims go first: they are the next to leave the window anyway.
+            for old in sorted(known, key=lambda sig: known[sig]["at"])[: len(known) - MAX_CLAIMS]:
+                del known[old]
         status = "contradicts" if contradicted else "new"
         alert = Alert(alert_id, claim.town, claim, status, tuple(related))
         return Verdict(status, alert, {"claims": known})

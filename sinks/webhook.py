@@ -38,7 +38,8 @@ SPOOL_LINES = 1000
 # Sinks processes that can share one data_dir, each with a spool of its own per URL.
 SPOOL_SLOTS = 64
 
-OnFailure = Callable[[Alert, str, str], Awaitable[None]]
+# Keeps an alert the sink gave up on (the dead topic); False when it could not.
+OnFailure = Callable[[Alert, str, str], Awaitable[bool]]
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -224,16 +225,22 @@ class WebhookSink:
             while True:
                 alert = await self._queue.get()
                 try:
-                    await self._post(session, alert)
+                    finished = await self._post(session, alert)
                 except Exception as exc:  # noqa: BLE001 - e.g. a full disk under the ledger
                     # The task must outlive one bad delivery, or every later alert would wait
                     # in the queue for ever.
                     log.error("webhook %s: alert %s failed: %s: %s", redact_url(self.url),
                               alert.alert_id, type(exc).__name__, exc)
-                    await self._give_up(alert, f"{type(exc).__name__}: {exc}")
+                    finished = await self._give_up(alert, f"{type(exc).__name__}: {exc}")
                 finally:
                     self._pending.discard(alert.alert_id)
                     self._queue.task_done()
+                if not finished:
+                    # Neither delivered nor dead-lettered (the broker is going away with the
+                    # worker): it stays in the spool and goes out after the restart.
+                    log.warning("webhook %s: alert %s stays in %s for the restart",
+                                redact_url(self.url), alert.alert_id, self._spool.path)
+                    continue
                 try:
                     self._spool.finish(alert.alert_id)
                 except OSError as exc:
@@ -241,7 +248,8 @@ class WebhookSink:
                     # and the ledger stops a second delivery.
                     log.error("webhook %s: spool: %s", redact_url(self.url), exc)
 
-    async def _post(self, session: aiohttp.ClientSession, alert: Alert) -> None:
+    async def _post(self, session: aiohttp.ClientSession, alert: Alert) -> bool:
+        """Delivers the alert or gives up on it; False if giving up could not keep it."""
         body = json.dumps(alert.to_dict(), ensure_ascii=False).encode()
         headers = {"X-Marsad-Alert-Id": alert.alert_id}
         if self.secret:
@@ -253,7 +261,7 @@ class WebhookSink:
                 async with session.post(self.url, data=body, headers=headers) as response:
                     if response.status < 300:
                         self.ledger.add(alert.alert_id)
-                        return
+                        return True
                     reason = f"HTTP {response.status}"
                     if 400 <= response.status < 500 and response.status not in (408, 429):
                         break  # the receiver rejects this alert; retrying will not change that
@@ -266,14 +274,15 @@ class WebhookSink:
                 await asyncio.sleep(min(wait, 300.0))
         log.error("webhook %s: giving up on alert %s after %d attempts (%s)",
                   redact_url(self.url), alert.alert_id, attempt + 1, reason)
-        await self._give_up(alert, reason)
+        return await self._give_up(alert, reason)
 
-    async def _give_up(self, alert: Alert, reason: str) -> None:
+    async def _give_up(self, alert: Alert, reason: str) -> bool:
         try:
-            await self.on_failure(alert, redact_url(self.url), reason)
-        except Exception as exc:  # noqa: BLE001 - the broker is gone too; the log is all that is left
+            return await self.on_failure(alert, redact_url(self.url), reason)
+        except Exception as exc:  # noqa: BLE001 - the broker is gone too
             log.error("webhook %s: alert %s could not be dead-lettered either: %s",
                       redact_url(self.url), alert.alert_id, exc)
+            return False
 
     async def drain(self) -> None:
         """Wait until every queued alert was delivered or given up (tests, batch runs)."""

@@ -8,6 +8,7 @@ from marsad.config import default_config
 from marsad.records import Document
 from processors.claims import event_type
 from processors.normalize import normalize
+from processors.novelty import MAX_CLAIMS, source_key
 from processors.pipeline import Pipeline
 
 
@@ -74,7 +75,7 @@ def test_novelty_new_then_repeat_then_new_episode(pipeline):
     v2 = judge.judge(again, v1.state)
     assert v2.outcome == "repeat" and v2.alert is None
     entry = next(iter(v2.state["claims"].values()))
-    assert entry["sources"] == [first.doc.id, again.doc.id]
+    assert entry["sources"] == [source_key(first.doc.id), source_key(again.doc.id)]
     # Beyond the 14-day window the same kind of claim is news again, with a new alert id.
     v3 = judge.judge(later, v2.state)
     assert v3.outcome == "new" and v3.alert.alert_id != v1.alert.alert_id
@@ -241,3 +242,25 @@ def test_armed_groups_outside_the_contract_ids_are_actors(pipeline, sentence, ki
     [claim] = claims_of(pipeline, sentence)
     assert claim.event_type == kind
     assert [(a.id, a.role) for a in claim.actors] == [(derived_actor_id(actor), "agent")]
+
+
+def test_a_towns_novelty_state_stays_far_below_the_message_limit(pipeline):
+    """One table value per town: hundreds of distinct claims from documents with long ids must
+    not grow it towards the broker's 1 MB limit (which would crash the worker)."""
+    import json
+
+    from marsad.records import Actor, Claim, DocRef, Town
+    town = Town("albukamal", "البوكمال")
+    state = None
+    for i in range(MAX_CLAIMS + 100):
+        claim = Claim(town, "air_strike", (Actor(f"actor:group{i}", f"group {i}", "agent"),),
+                      None, "asserted", f"قصف{i} مواقع{i} قرب{i} البوكمال{i}", DocRef("x" * 500 + str(i)),
+                      published=f"2017-11-05T10:{i // 60 % 60:02}:{i % 60:02}+00:00")
+        verdict = pipeline.novelty.judge(claim, state)
+        assert verdict.outcome == "new"
+        state = verdict.state
+    assert len(state["claims"]) == MAX_CLAIMS
+    assert len(json.dumps(state).encode()) < 400_000
+    # The newest claims are the ones kept.
+    assert any("group399" in sig for sig in state["claims"])
+    assert not any(sig.endswith("group0|positive") for sig in state["claims"])

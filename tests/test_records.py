@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 
 from ingest.documents import ReadReport, read_documents
 from marsad.metrics import syndication_source
-from marsad.records import Actor, Alert, Claim, DocRef, Document, RecordError, Town
+from marsad.records import Actor, Alert, Claim, DocRef, Document, RecordError, Town, loads
 
 
 def test_missing_id_is_derived_from_content():
@@ -25,11 +25,44 @@ def test_missing_id_is_derived_from_content():
     ({"text": 5}, "text"),
     ({"text": "نص", "title": ["x"]}, "title"),
     ("just a string", "document"),
+    # JSON can carry a lone surrogate that no stage could send on as UTF-8.
+    ({"text": "قصف \ud800 البوكمال"}, "text"),
+    # Ids live in the stages' state: a long one would bloat it past the broker's limit.
+    ({"id": "x" * 600, "text": "نص"}, "id"),
 ])
 def test_invalid_documents_name_the_field(data, field):
     with pytest.raises(RecordError) as info:
         Document.from_dict(data)
     assert field in str(info.value)
+
+
+def make_alert_dict() -> dict:
+    town = Town("geonames:174448", "البوكمال", "Albu Kamal", 34.45, 40.92)
+    claim = Claim(town, "territory_control", (Actor("isis", "داعش", "agent"),),
+                  Actor("russia", "وزارة الدفاع الروسية"), "reported", "دخل داعش البوكمال",
+                  DocRef("d1", "https://x/1", "src", "t", "2017-11-19T10:00:00+00:00"))
+    return json.loads(json.dumps(Alert("a1", town, claim, "new").to_dict()))
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda a: a.update(alert_id=["not", "a", "string"]), "alert_id"),
+    (lambda a: a.pop("town"), "town"),
+    (lambda a: a["town"].pop("name_ar"), "name_ar"),
+    (lambda a: a["claim"].update(actors="داعش"), "actors"),
+    (lambda a: a["novelty"].update(previous=[1, 2]), "previous"),
+])
+def test_a_message_on_the_alerts_topic_of_the_wrong_shape_is_an_invalid_record(change, field):
+    data = make_alert_dict()
+    change(data)
+    with pytest.raises(RecordError) as info:
+        Alert.from_dict(data)
+    assert field in str(info.value)
+
+
+def test_an_empty_message_or_a_monstrous_number_is_not_json():
+    for raw in (None, b"1" * 5000):
+        with pytest.raises(RecordError):
+            loads(raw)
 
 
 def test_alert_has_the_contract_form():
@@ -85,14 +118,27 @@ def test_bad_inputs_are_counted_skips_not_crashes(tmp_path):
     book.write_text("عنوان\n" + "فقرة طويلة جدا. " * 40_000, encoding="utf-8")
     dump = tmp_path / "dump.txt"
     dump.write_bytes(b"x" * (5 * 1024 * 1024))
+    # A number past Python's digit limit, then a good line: the bad line costs itself only.
+    digits = tmp_path / "digits.jsonl"
+    digits.write_text('{"text": "خبر", "n": ' + "9" * 5000 + '}\n{"id": "g4", "text": "خبر رابع"}\n',
+                      encoding="utf-8")
+    # A gzip file whose deflate stream is broken after its first line.
+    corrupt = tmp_path / "corrupt.jsonl.gz"
+    whole = gzip.compress((json.dumps({"id": "g5", "text": "خبر خامس"}) + "\n").encode()
+                          + b"\n".join(b'{"id": "x%d", "text": "..."}' % n for n in range(5000)))
+    corrupt.write_bytes(whole[:60] + b"\xff" * 40 + whole[100:])
 
     too_large = REGISTRY.get_sample_value("marsad_input_skipped_total", {"reason": "too_large"})
     report = ReadReport()
     docs = list(read_documents(
-        [jsonl, gz, windows, utf16, latin, empty, book, dump, tmp_path / "missing.txt"], report))
+        [jsonl, gz, windows, utf16, latin, empty, book, dump, digits, corrupt,
+         tmp_path / "missing.txt"], report))
     assert [d.id for d in docs][:3] == ["g1", "g2", "g3"]
-    assert [(d.title, d.text) for d in docs[3:]] == [("عنوان", "قصفت طائرات البوكمال")] * 2
+    assert [(d.title, d.text) for d in docs[3:5]] == [("عنوان", "قصفت طائرات البوكمال")] * 2
+    assert [d.id for d in docs[5:]] == ["g4"]
     reasons = " | ".join(report.skipped)
+    assert "digits.jsonl:1: malformed JSON" in reasons
+    assert "corrupt.jsonl.gz: " in reasons
     assert "docs.jsonl:2: malformed JSON" in reasons
     assert "docs.jsonl:3: text: required" in reasons
     assert "docs.jsonl:5: document: " in reasons and "more than 524288" in reasons

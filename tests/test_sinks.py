@@ -56,6 +56,7 @@ def test_webhook_signs_retries_and_delivers_each_alert_once(tmp_path):
 
         async def failed(alert, where, reason):
             failures.append((alert.alert_id, reason))
+            return True
 
         sink = WebhookSink(url, tmp_path, failed, secret="s3cret", retries=3, backoff=0.01)
         assert await sink.deliver(make_alert("a1"))
@@ -85,6 +86,7 @@ def test_webhook_gives_up_to_the_dead_letter_callback(tmp_path):
 
         async def failed(alert, where, reason):
             failures.append((alert.alert_id, where, reason))
+            return True
 
         sink = WebhookSink(url + "?token=abc", tmp_path, failed, retries=2, backoff=0.01)
         await sink.deliver(make_alert("a2"))
@@ -108,6 +110,7 @@ def test_webhook_keeps_delivering_after_an_unexpected_failure(tmp_path):
 
         async def failed(alert, where, reason):
             failures.append((alert.alert_id, reason))
+            return True
 
         sink = WebhookSink(url, tmp_path, failed, retries=0)
         record = sink.ledger.add
@@ -245,6 +248,7 @@ def test_webhook_spool_stays_small_is_per_process_and_forgets_given_up_alerts(tm
 
         async def failed(alert, where, reason):
             failures.append(alert.alert_id)
+            return True
 
         sink = WebhookSink(url, tmp_path, failed, retries=0)
         for n in range(20):
@@ -266,6 +270,34 @@ def test_webhook_spool_stays_small_is_per_process_and_forgets_given_up_alerts(tm
     assert len(received) == 20 and failures == ["a0"]
     assert len(spooled) <= 4  # rewritten as deliveries finished, not one line per alert
     assert not left  # the dead-lettered alert is not offered again after a restart
+
+
+def test_an_alert_given_up_while_the_dead_topic_is_gone_stays_for_the_restart(tmp_path):
+    """A last attempt that fails while the worker stops: the dead letter cannot be written
+    (the producer is stopping), so the alert must stay in the spool, not be marked done."""
+    async def scenario():
+        received: list = []
+        runner, url = await serve([500], received)
+
+        async def broker_gone(alert, where, reason):
+            return False
+
+        sink = WebhookSink(url, tmp_path, broker_gone, retries=0)
+        await sink.deliver(make_alert("a1"))
+        await sink.drain()
+        sink.close()
+
+        async def kept(alert, where, reason):
+            raise AssertionError(f"{alert.alert_id} given up again: {reason}")
+
+        restarted = WebhookSink(url, tmp_path, kept, retries=0)
+        await restarted.resume()
+        await restarted.drain()
+        restarted.close()
+        await runner.cleanup()
+        return [body["alert_id"] for _, body in received]
+
+    assert run(scenario()) == ["a1", "a1"]  # refused once, delivered after the restart
 
 
 def test_console_shows_the_start_of_a_long_sentence(tmp_path):

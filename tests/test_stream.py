@@ -151,14 +151,20 @@ def test_service_replay_alerts_poison_and_restart(tmp_path, broker):
         assert piped.wait(timeout=60) == 141
         assert "Traceback" not in piped.stderr.read().decode()
 
-        # Poison: bytes that are not JSON, a document without text and one too large to pass
-        # on. All go to the dead topic with a reason; a good document sent after them is still
-        # processed.
+        # Poison: bytes that are not JSON, a document without text, one whose text no stage
+        # could send on (a lone surrogate) and one too large to pass on; on the later topics, a
+        # claim with a date that is not a number and an alert whose id is a list. All go to the
+        # dead topic with a reason; a good document sent after them is still processed.
         producer = KafkaProducer(bootstrap_servers=bootstrap)
         producer.send("t.raw", b"\xff\xfe{not json")
         producer.send("t.raw", json.dumps({"title": "بلا نص"}).encode())
+        producer.send("t.raw", json.dumps({"text": "قصف \ud800 البوكمال", "ingested_at": 1.0}).encode())
         huge = json.dumps({"text": "قصف على البوكمال. " * 20_000}, ensure_ascii=False).encode()
         producer.send("t.raw", huge)
+        claim = {**first[0]["claim"], "town": first[0]["town"], "doc": first[0]["doc"],
+                 "ingested_at": "yesterday"}
+        producer.send("t.claims", key=b"x", value=json.dumps(claim).encode())
+        producer.send("t.alerts", key=b"x", value=json.dumps({**first[0], "alert_id": ["x"]}).encode())
         # From a client other than marsad: no ingested_at, so latency counts from its arrival.
         sent_at = time.time()
         producer.send("t.raw", json.dumps({"id": "external-1", "text": "خبر من منتج آخر عن "
@@ -179,19 +185,23 @@ def test_service_replay_alerts_poison_and_restart(tmp_path, broker):
 
         def every_alert_dead_lettered() -> list[dict] | None:
             letters = [json.loads(v) for v in consume_all(bootstrap, "t.dead")]
-            failed = {json.loads(l["payload"])["alert_id"] for l in letters if l["stage"] == "sinks"}
+            failed = {json.loads(l["payload"])["alert_id"] for l in letters
+                      if l["reason"] == "delivery_failed"}
             return letters if failed >= raised else None
 
         letters = wait_for(every_alert_dead_lettered)
         poison = [l for l in letters if l["stage"] == "dedup"]
-        assert [l["reason"] for l in poison] == ["invalid_record"] * 2 + ["too_large"], poison
+        assert [l["reason"] for l in poison] == ["invalid_record"] * 3 + ["too_large"], poison
         assert all(l["error"] for l in poison) and "text" in poison[1]["error"]
-        assert poison[2]["payload_bytes"] == len(huge) and len(poison[2]["payload"]) < 70_000
-        failed = [l for l in letters if l["stage"] == "sinks"]
-        assert {l["reason"] for l in failed} == {"delivery_failed"}
+        assert "surrogate" in poison[2]["error"]
+        assert poison[3]["payload_bytes"] == len(huge) and len(poison[3]["payload"]) < 70_000
+        later = {(l["stage"], l["reason"]) for l in letters if l["stage"] in ("novelty", "sinks")}
+        assert later == {("novelty", "invalid_record"), ("sinks", "invalid_record"),
+                         ("sinks", "delivery_failed")}, later
+        failed = [l for l in letters if l["reason"] == "delivery_failed"]
         assert all("s3cret" not in l["error"] for l in failed)  # credentials stay out of letters
         scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-        assert 'marsad_dead_letters_total{reason="invalid_record",stage="dedup"} 2.0' in scrape
+        assert 'marsad_dead_letters_total{reason="invalid_record",stage="dedup"} 3.0' in scrape
         assert 'marsad_dead_letters_total{reason="too_large",stage="dedup"} 1.0' in scrape
         assert "marsad_alerts_total" in scrape
     finally:
