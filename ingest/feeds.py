@@ -126,6 +126,18 @@ def _item(entry: Any) -> FeedItem | None:
     )
 
 
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,16})|([0-9]{1,20}));")
+
+
+def _valid_char_refs(body: bytes) -> bytes:
+    """``body`` with character references to surrogates or past U+10FFFF made U+FFFD: one of
+    them makes feedparser's fallback parser fail on the whole feed."""
+    def fix(match: re.Match[bytes]) -> bytes:
+        code = int(match[1], 16) if match[1] else int(match[2])
+        return match[0] if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else b"&#xFFFD;"
+    return _CHAR_REF.sub(fix, body)
+
+
 def parse_feed(body: bytes, content_type: str | None, url: str) -> ParsedFeed:
     """Items of a feed document, oldest first when the feed dates them.
 
@@ -138,7 +150,7 @@ def parse_feed(body: bytes, content_type: str | None, url: str) -> ParsedFeed:
     try:
         # A file object, never bytes or str: given those, feedparser may treat them as a path
         # or URL to open, and a hostile server chooses the body.
-        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+        parsed = feedparser.parse(io.BytesIO(_valid_char_refs(body)), response_headers=headers)
     except Exception as exc:  # noqa: BLE001 - feedparser on hostile input; the feed is counted bad
         return ParsedFeed([], f"feed parser failed: {type(exc).__name__}: {exc}")
     error = None

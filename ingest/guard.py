@@ -31,11 +31,17 @@ _ALWAYS_BLOCKED = tuple(ipaddress.ip_network(n) for n in (
     "224.0.0.0/4", "ff00::/8",              # multicast
     "240.0.0.0/4",                          # reserved, incl. broadcast
 ))
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 forms that carry an IPv4 address in their last 32 bits and can route to it: NAT64,
+# IPv4-translated and the deprecated IPv4-compatible form (6to4 is unwrapped by the stdlib).
+_EMBEDS_IPV4 = tuple(ipaddress.ip_network(n) for n in (
+    "64:ff9b::/96", "::ffff:0:0:0/96", "::/96"))
+# Private in all but name: local-use NAT64 (RFC 8215) and the deprecated site-local range.
+_PRIVATE_V6 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "fec0::/10"))
 
 _SENSITIVE_PARAM = re.compile(
     r"token|key|pass|pwd|secret|sig|auth|credential|session|code", re.IGNORECASE)
-_URL_IN_TEXT = re.compile(r"https?://[^\s'\"<>]+", re.IGNORECASE)
+# Any scheme: a feed list may hold ftp://user:password@... too.
+_URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]+", re.IGNORECASE)
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9\-_]*[a-z0-9])?(\.[a-z0-9]([a-z0-9\-_]*[a-z0-9])?)*$")
 
 
@@ -45,11 +51,15 @@ class Refused(OSError):
 
 
 def _unwrap(ip: IPAddress) -> IPAddress:
-    """The IPv4 address inside IPv4-mapped and NAT64 IPv6 forms, which route to that address."""
+    """The IPv4 address inside IPv6 forms that route to it (IPv4-mapped, -translated and
+    -compatible, NAT64, 6to4)."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return ip.ipv4_mapped
-        if ip in _NAT64:
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+        # :: and ::1 are themselves, not IPv4 0.0.0.0 and 0.0.0.1.
+        if int(ip) > 1 and any(ip in net for net in _EMBEDS_IPV4):
             return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
 
@@ -126,6 +136,10 @@ class AddressPolicy:
             return True
         if any(ip in net for net in _ALWAYS_BLOCKED if net.version == ip.version):
             return False
+        if ip.version == 6 and any(ip in net for net in _PRIVATE_V6):
+            return self.allow_private
+        if ip.is_reserved and not ip.is_loopback:
+            return False
         return ip.is_global or self.allow_private
 
     def check_url(self, url: str) -> None:
@@ -152,13 +166,13 @@ class AddressPolicy:
 
 
 def _mask_params(query: str) -> str:
-    pieces = []
-    for piece in query.split("&"):
-        name, eq, _value = piece.partition("=")
+    # Parameters are separated by & or, on some servers, by ; (which the path may carry too).
+    pieces = re.split(r"([&;])", query)
+    for i in range(0, len(pieces), 2):
+        name, eq, _value = pieces[i].partition("=")
         if eq and _SENSITIVE_PARAM.search(unquote(name)):
-            piece = f"{name}=***"
-        pieces.append(piece)
-    return "&".join(pieces)
+            pieces[i] = f"{name}=***"
+    return "".join(pieces)
 
 
 def redact_url(url: str) -> str:
@@ -169,7 +183,8 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<invalid URL>"
     netloc = parts.netloc.rpartition("@")[2]
-    out = f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else f"{netloc}{parts.path}"
+    path = _mask_params(parts.path) if ";" in parts.path else parts.path
+    out = f"{parts.scheme}://{netloc}{path}" if parts.scheme else f"{netloc}{path}"
     if parts.query:
         out += "?" + _mask_params(parts.query)
     if parts.fragment:

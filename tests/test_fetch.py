@@ -80,6 +80,8 @@ def other():
     "169.254.169.254", "169.254.1.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1",
     "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a00:1",
     "100.100.100.200", "fd00:ec2::254",
+    # IPv6 forms that embed a private IPv4 address, and reserved or deprecated ranges.
+    "::7f00:1", "::ffff:0:a00:1", "64:ff9b:1::a00:1", "2002:a00:1::1", "fec0::1", "5f00::1",
 ])
 def test_non_public_addresses_are_refused_by_default(address):
     assert not AddressPolicy().address_allowed("feeds.example", 80, address)
@@ -165,6 +167,9 @@ def test_resolver_checks_every_resolution_so_rebinding_is_refused():
      "https://feeds.example/rss?token=***&lang=ar&api_key=***&sig=***"),
     ("https://x.example/a?X-Amz-Signature=1&Password=2&page=3#access_token=4",
      "https://x.example/a?X-Amz-Signature=***&Password=***&page=3#access_token=***"),
+    # Some servers separate parameters with ";", in the query or the path.
+    ("https://x.example/feed?lang=ar;token=abc", "https://x.example/feed?lang=ar;token=***"),
+    ("https://x.example/rss;session=s1?a=1", "https://x.example/rss;session=***?a=1"),
 ])
 def test_redact_url(url, shown):
     assert redact_url(url) == shown
@@ -173,6 +178,9 @@ def test_redact_url(url, shown):
 def test_redact_text_finds_urls_inside_messages():
     message = "failed http://bob:pw@h.example/f?key=K1 then https://h.example/ok"
     assert redact_text(message) == "failed http://h.example/f?key=*** then https://h.example/ok"
+    # Whatever the scheme: an OPML list may hold ftp:// or feed:// subscriptions.
+    assert redact_text("skipped ftp://reader:hunter2@feeds.example/rss.xml: not http(s)") == (
+        "skipped ftp://feeds.example/rss.xml: not http(s)")
 
 
 # Fetching

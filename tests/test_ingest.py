@@ -351,6 +351,17 @@ def test_hostile_or_broken_feeds_never_raise(body):
     assert parsed.error or parsed.items is not None
 
 
+@pytest.mark.parametrize("reference", ["&#xD800;", "&#xDFFF;", "&#1114112;", "&#99999999999;"])
+def test_one_impossible_character_reference_costs_nothing_but_itself(reference):
+    items = "".join(f"<item><title>خبر {n}</title><guid>g{n}</guid><description>نص {n}"
+                    f"</description></item>" for n in range(3))
+    bad = f"<item><title>خبر {reference} مكسور</title><guid>g3</guid><description>نص</description></item>"
+    body = f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>{items}{bad}" \
+           "</channel></rss>"
+    parsed = parse_feed(body.encode(), "application/rss+xml", "http://a/")
+    assert len(parsed.items) == 4 and any("\ufffd" in i.title for i in parsed.items)
+
+
 # State
 
 
