@@ -19,7 +19,7 @@ import email.utils
 import socket
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,11 +206,18 @@ class Fetcher:
             self._session = None
 
     async def get(self, url: str, headers: Mapping[str, str] | None = None,
-                  max_bytes: int | None = None) -> Response:
-        """The 2xx or 304 answer for ``url`` after redirects; anything else raises FetchError."""
+                  max_bytes: int | None = None, truncate: bool = False,
+                  on_redirect: Callable[[str], Awaitable[None]] | None = None) -> Response:
+        """The 2xx or 304 answer for ``url`` after redirects; anything else raises FetchError.
+
+        ``truncate``: a body over ``max_bytes`` is cut there instead of refused. ``on_redirect``
+        is awaited with each redirect's target before it is requested, and may raise a
+        FetchError to stop there (robots.txt of the site redirected to).
+        """
         try:
             async with asyncio.timeout(self.limits.total_timeout):
-                return await self._get(url, dict(headers or {}), max_bytes or self.limits.max_bytes)
+                return await self._get(url, dict(headers or {}),
+                                       max_bytes or self.limits.max_bytes, truncate, on_redirect)
         except aiohttp.ServerTimeoutError as exc:  # connect or read timeout; also a TimeoutError
             raise FetchTimeout(redact_text(str(exc)) or "timed out") from None
         except TimeoutError:
@@ -225,11 +232,14 @@ class Fetcher:
         except (aiohttp.ClientError, ValueError) as exc:
             raise FetchError(redact_text(f"{type(exc).__name__}: {exc}")) from None
 
-    async def _get(self, url: str, headers: dict[str, str], max_bytes: int) -> Response:
+    async def _get(self, url: str, headers: dict[str, str], max_bytes: int, truncate: bool,
+                   on_redirect: Callable[[str], Awaitable[None]] | None) -> Response:
         assert self._session is not None, "Fetcher used outside 'async with'"
         current = URL(url)
-        for _hop in range(self.limits.max_redirects + 1):
+        for hop in range(self.limits.max_redirects + 1):
             self.policy.check_url(str(current))
+            if hop and on_redirect is not None:
+                await on_redirect(str(current))
             async with self._session.get(current, headers=headers, allow_redirects=False) as resp:
                 location = resp.headers.get("Location")
                 if resp.status in _REDIRECTS and location:
@@ -241,14 +251,14 @@ class Fetcher:
                     retry = (retry_after_seconds(resp.headers.get("Retry-After"))
                              if resp.status in (429, 503) else None)
                     raise HttpStatus(resp.status, resp.reason or "", retry)
-                body = await self._read(resp, max_bytes)
+                body = await self._read(resp, max_bytes, truncate)
                 return Response(str(resp.url), resp.status, resp.headers.copy(), body)
         raise TooManyRedirects(f"more than {self.limits.max_redirects} redirects from "
                                f"{redact_url(url)}")
 
     @staticmethod
-    async def _read(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-        if resp.content_length is not None and resp.content_length > max_bytes:
+    async def _read(resp: aiohttp.ClientResponse, max_bytes: int, truncate: bool) -> bytes:
+        if not truncate and resp.content_length is not None and resp.content_length > max_bytes:
             raise TooLarge(f"Content-Length {resp.content_length} is over the "
                            f"{max_bytes}-byte cap")
         decoder = _Decoder(resp.headers.get("Content-Encoding", "").strip().lower())
@@ -259,6 +269,8 @@ class Fetcher:
             room = max_bytes + 1 - len(body)
             body += decoder.feed(chunk, room)
             if received > max_bytes or len(body) > max_bytes:
+                if truncate:
+                    return bytes(body[:max_bytes])
                 raise TooLarge(f"body is over the {max_bytes}-byte cap"
                                + (" after decompression" if received <= max_bytes else ""))
         return bytes(body)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import urllib.robotparser
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from protego import Protego
 
 from ingest.fetch import FetchError, Fetcher, FetchRefused, HttpStatus
 from ingest.guard import DEFAULT_PORTS, redact_url
@@ -92,7 +93,7 @@ class HostGate:
 
 @dataclass
 class _Rules:
-    parser: urllib.robotparser.RobotFileParser | None  # None: everything allowed
+    parser: Protego | None  # None: everything allowed
     error: FetchError | None
     expires: float
 
@@ -127,7 +128,7 @@ class Robots:
             error = FetchError(f"robots.txt unreachable: {rules.error}")
             error.result = rules.error.result
             raise error
-        return rules.parser is None or rules.parser.can_fetch(ROBOTS_TOKEN, url)
+        return rules.parser is None or rules.parser.can_fetch(url, ROBOTS_TOKEN)
 
     def _forget_expired(self) -> None:
         """Articles link to ever more hosts over months; rules past their time are fetched
@@ -153,7 +154,9 @@ class Robots:
         try:
             async with self.gate.slot(robots_url):
                 started = time.monotonic()
-                response = await self.fetcher.get(robots_url, max_bytes=ROBOTS_MAX_BYTES)
+                # RFC 9309: a longer file is parsed as far as the limit, not refused.
+                response = await self.fetcher.get(robots_url, max_bytes=ROBOTS_MAX_BYTES,
+                                                  truncate=True)
                 result = "ok"
         except HttpStatus as exc:
             if 400 <= exc.status < 500:
@@ -171,8 +174,12 @@ class Robots:
                 metrics.FEED_FETCHES.labels(feed, "robots", result).inc()
             if result and started:
                 metrics.FEED_FETCH_LATENCY.labels(feed, "robots").observe(time.monotonic() - started)
-        parser = urllib.robotparser.RobotFileParser()
-        parser.parse(response.body.decode("utf-8", errors="replace").splitlines())
+        text = response.body.decode("utf-8", errors="replace")
+        if len(response.body) >= ROBOTS_MAX_BYTES:
+            text = text.rpartition("\n")[0]  # the cut line is not a rule
+        # Protego matches as RFC 9309 says: the longest rule wins, with * and $ wildcards
+        # (urllib.robotparser takes the first rule that matches and knows no wildcards).
+        parser = Protego.parse(text)
         delay = parser.crawl_delay(ROBOTS_TOKEN)
         if delay:
             self.gate.set_delay(url, float(delay))

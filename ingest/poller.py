@@ -184,10 +184,18 @@ class Poller:
             raise FetchRefused(str(exc)) from None
         if self.ingest.respect_robots and not await self.robots.allowed(url, feed.name):
             raise RobotsDisallowed(f"robots.txt disallows {redact_url(url)}")
+
+        async def robots_allow(target: str) -> None:
+            # A redirect, to this site or another, is a URL fetched like any other.
+            if not await self.robots.allowed(target, feed.name):
+                raise RobotsDisallowed(f"robots.txt disallows {redact_url(target)}, "
+                                       f"where {redact_url(url)} redirects")
+
         async with self.gate.slot(url):
             started = time.monotonic()
             try:
-                return await self.fetcher.get(url, headers)
+                return await self.fetcher.get(
+                    url, headers, on_redirect=robots_allow if self.ingest.respect_robots else None)
             finally:
                 metrics.FEED_FETCH_LATENCY.labels(feed.name, kind).observe(
                     time.monotonic() - started)

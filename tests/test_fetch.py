@@ -392,6 +392,48 @@ def test_robots_txt_rules_and_unreachable_robots(server):
         assert asyncio.run(absent()) is True
 
 
+def test_robots_txt_is_read_as_rfc_9309_says(server):
+    """The longest matching rule wins, * and $ are wildcards, and a file past the 512 KiB limit
+    is parsed as far as the limit instead of shutting the whole site."""
+    server.static("/robots.txt", b"User-agent: *\nAllow: /\nDisallow: /private/\n"
+                                 b"Disallow: /*.pdf$\nAllow: /private/press/\n"
+                                 + b"# padding\n" * 60_000 + b"Disallow: /news/\n",
+                  "text/plain")
+
+    async def go() -> list[bool]:
+        async with Fetcher(LIMITS, allow(server)) as fetcher:
+            robots = Robots(fetcher, HostGate(2, 0))
+            return [await robots.allowed(server.url(p), "f") for p in (
+                "/private/secret.html", "/private/press/1", "/files/report.pdf",
+                "/files/report.pdf?page=2", "/news/1")]
+
+    # /news/ is disallowed past the limit only: unread, so allowed.
+    assert asyncio.run(go()) == [False, True, False, True, True]
+
+
+def test_a_redirect_to_a_page_robots_txt_disallows_is_not_followed(server, tmp_path):
+    from ingest.poller import Poller, RobotsDisallowed
+    from ingest.state import Feed, FeedStore
+    from marsad.config import Config, IngestConfig
+
+    with FeedServer("127.0.0.2") as other:
+        other.static("/robots.txt", b"User-agent: *\nDisallow: /\n", "text/plain")
+        other.static("/page", b"<html><p>forbidden</p></html>", "text/html")
+        server.redirect("/go", other.url("/page"))
+        config = Config(ingest=IngestConfig(
+            allow_hosts=[f"127.0.0.1:{server.port}", f"127.0.0.2:{other.port}"], host_delay="0"))
+        feed = Feed("f", server.url("/feed"), 60.0, "1m", True, "config")
+
+        async def go(store: FeedStore) -> None:
+            async with Poller(config, _discard, store) as poller:
+                await poller._fetch(feed, "article", server.url("/go"), {})
+
+        with FeedStore(tmp_path / "feeds.sqlite3") as store, \
+                pytest.raises(RobotsDisallowed, match="redirects"):
+            asyncio.run(go(store))
+        assert other.hits["/page"] == 0 and other.hits["/robots.txt"] == 1
+
+
 @pytest.mark.parametrize("ttl", [0.0, 3600.0], ids=["expired", "fresh"])
 def test_robots_rules_of_hosts_not_seen_for_long_are_forgotten(monkeypatch, ttl):
     # Months of articles reach ever more hosts: expired rules make room instead of piling up,
