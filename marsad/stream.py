@@ -42,8 +42,8 @@ import faust
 from marsad import metrics
 from marsad.broker import Topics
 from marsad.config import Config, parse_duration
-from marsad.records import (MAX_RECORD_BYTES, Alert, Claim, Document, RecordError, dumps, loads,
-                            parse_time)
+from marsad.records import (MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES, Alert, Claim, Document,
+                            RecordError, dumps, loads, parse_time)
 from marsad.tansu import TansuTransport
 from processors.pipeline import Pipeline
 from sinks import Sink
@@ -198,7 +198,10 @@ class Stream:
                         log.info("duplicate %s of %s (%s)", doc.id, result.duplicate_of,
                                  result.kind)
                     else:
-                        value = dumps(doc) if stamped else event.value
+                        # Passed on as received, unless stamped here or padded with fields no
+                        # stage reads (which could carry it past the message limit).
+                        value = (dumps(doc) if stamped or len(event.value) > MAX_DOCUMENT_BYTES
+                                 else event.value)
                         if result.update_of is not None:
                             metrics.DEDUP_UPDATES.inc()
                             # Tells the claim stage which sentences are new, unless the offsets
