@@ -41,7 +41,7 @@ _PRIVATE_V6 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "fec0::/
 _SENSITIVE_PARAM = re.compile(
     r"token|key|pass|pwd|secret|sig|auth|credential|session|code", re.IGNORECASE)
 # Any scheme: a feed list may hold ftp://user:password@... too.
-_URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]+", re.IGNORECASE)
+_URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]*[^\s'\"<>.,:;)]", re.IGNORECASE)
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9\-_]*[a-z0-9])?(\.[a-z0-9]([a-z0-9\-_]*[a-z0-9])?)*$")
 
 

@@ -55,6 +55,9 @@ MAX_DOCUMENT_BYTES = 512 * 1024
 # for the key and the batch's headers.
 MAX_RECORD_BYTES = 900_000
 MAX_ID_CHARS = 512
+# Actor ids and names, and actors per claim: a town's novelty history keeps them for every claim.
+MAX_NAME_CHARS = 300
+MAX_ACTORS = 20
 
 
 def utc_now() -> str:
@@ -180,7 +183,8 @@ class Document:
             raise RecordError("id: expected a string")
         if isinstance(doc_id, str):
             _optional_str(data, "id")
-            if len(doc_id) > MAX_ID_CHARS:
+        if doc_id is not None:
+            if len(str(doc_id)) > MAX_ID_CHARS:
                 # Ids are kept in the stages' state (dedup, novelty): they must stay small.
                 raise RecordError(f"id: longer than {MAX_ID_CHARS} characters")
         ingested_at = data.get("ingested_at") or time.time()
@@ -277,7 +281,10 @@ class Actor:
     @classmethod
     def from_dict(cls, data: Any) -> Actor:
         data = _object(data, "actor")
-        return cls(id=_str(data, "id"), name=_str(data, "name"), role=_optional_str(data, "role"))
+        actor = cls(id=_str(data, "id"), name=_str(data, "name"), role=_optional_str(data, "role"))
+        if max(len(actor.id), len(actor.name)) > MAX_NAME_CHARS:
+            raise RecordError(f"actor: id or name longer than {MAX_NAME_CHARS} characters")
+        return actor
 
 
 @dataclass(frozen=True)
@@ -346,8 +353,8 @@ class Claim:
         data = _object(data, "claim")
         attributed = data.get("attributed_to")
         actors = data.get("actors")
-        if not isinstance(actors, list):
-            raise RecordError("actors: expected a list")
+        if not isinstance(actors, list) or len(actors) > MAX_ACTORS:
+            raise RecordError(f"actors: expected a list of at most {MAX_ACTORS}")
         return cls(
             town=Town.from_dict(data.get("town")),
             event_type=_str(data, "event_type"),

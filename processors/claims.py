@@ -104,6 +104,9 @@ _NAMED_DATE = re.compile(
     + r")(?!\w)(?:\s+(?:(?:من\s+)?(?:العام|عام|سنة)\s+)?(\d{4}))?")
 _RELATIVE = re.compile(normalize(r"(?<!\w)(?:التي|الذي|الذين|اللذين|اللتين|اللواتي)(?!\w)"))
 EVIDENCE_POPULATION = 10_000
+# A tagged span longer than this is a tagging accident, not a name; as an actor its id would
+# bloat the town's novelty history.
+MAX_NAME_TOKENS = 8
 _ARMED_GROUP_WORDS = frozenset(normalize(w) for w in (
     "حركة", "جبهة", "فصائل", "فصيل", "لواء", "ألوية", "كتائب", "كتيبة", "جيش", "قوات", "تنظيم",
     "ميليشيا", "ميليشيات", "مليشيا", "حزب", "وحدات", "جماعة", "هيئة", "فيلق", "سرايا", "مجموعة",
@@ -394,7 +397,7 @@ def _tagged_span(tokens: list[Token], tags: list[str], start: int,
             end = i + 1
             while end < len(tokens) and tags[end] == f"I-{tags[i][2:]}":
                 end += 1
-            return i, end
+            return (i, end) if end - i <= MAX_NAME_TOKENS else None
     return None
 
 
@@ -507,7 +510,7 @@ def _with_tagged_organisations(text: str, tokens: list[Token], tags: list[str],
         while end < len(tokens) and tags[end] == "I-ORG":
             end += 1
         armed = any(form in _ARMED_GROUP_WORDS for t in tokens[i:end] for form, _ in clitic_forms(t.norm))
-        if armed and not known & set(range(i, end)):
+        if armed and end - i <= MAX_NAME_TOKENS and not known & set(range(i, end)):
             start, stop = tokens[i].start, tokens[end - 1].end
             surface = text[start:stop]
             found.append(Match(start, stop, surface, ActorRef(derived_actor_id(surface), surface),

@@ -9,6 +9,7 @@ the documents' published time, so a backfill judges claims as a live run would h
 from __future__ import annotations
 
 import hashlib
+import json
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from processors.normalize import normalize
 # the broker's 1 MB message limit however busy the town and however long its documents' ids.
 # 300 claims of ~1 KB (a sketch, 20 source digests, the agents) is ~300 KB.
 MAX_CLAIMS = 300
+MAX_STATE_BYTES = 400_000
 MAX_SOURCES = 20
 SKETCH_SIZE = 32
 # Share of the smaller sentence's word pairs found in the other: above this, one is a near-copy.
@@ -134,9 +136,13 @@ class NoveltyJudge:
             "sources": [source],
             "sketch": sketch,
         }
-        if len(known) > MAX_CLAIMS:
-            # The oldest claims go first: they are the next to leave the window anyway.
-            for old in sorted(known, key=lambda sig: known[sig]["at"])[: len(known) - MAX_CLAIMS]:
+        # The oldest claims go first: they are the next to leave the window anyway. Past the
+        # count, a byte bound: claims from other producers may carry long actor names.
+        oldest = sorted(known, key=lambda sig: known[sig]["at"])
+        for old in oldest[: max(0, len(known) - MAX_CLAIMS)]:
+            del known[old]
+        while len(known) > 1 and len(json.dumps(known, ensure_ascii=False).encode()) > MAX_STATE_BYTES:
+            for old in sorted(known, key=lambda sig: known[sig]["at"])[: max(1, len(known) // 10)]:
                 del known[old]
         status = "contradicts" if contradicted else "new"
         alert = Alert(alert_id, claim.town, claim, status, tuple(related))

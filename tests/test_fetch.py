@@ -181,6 +181,9 @@ def test_redact_text_finds_urls_inside_messages():
     # Whatever the scheme: an OPML list may hold ftp:// or feed:// subscriptions.
     assert redact_text("skipped ftp://reader:hunter2@feeds.example/rss.xml: not http(s)") == (
         "skipped ftp://feeds.example/rss.xml: not http(s)")
+    # The punctuation after a URL is the message's, not the URL's.
+    assert redact_text("skipped feed://x.example/rss?token=t1: not http(s)") == (
+        "skipped feed://x.example/rss?token=***: not http(s)")
 
 
 # Fetching

@@ -29,6 +29,7 @@ def test_missing_id_is_derived_from_content():
     ({"text": "قصف \ud800 البوكمال"}, "text"),
     # Ids live in the stages' state: a long one would bloat it past the broker's limit.
     ({"id": "x" * 600, "text": "نص"}, "id"),
+    ({"id": int("9" * 600), "text": "نص"}, "id"),
 ])
 def test_invalid_documents_name_the_field(data, field):
     with pytest.raises(RecordError) as info:
@@ -50,6 +51,8 @@ def make_alert_dict() -> dict:
     (lambda a: a["town"].pop("name_ar"), "name_ar"),
     (lambda a: a["claim"].update(actors="داعش"), "actors"),
     (lambda a: a["novelty"].update(previous=[1, 2]), "previous"),
+    (lambda a: a["claim"]["actors"][0].update(id="x" * 400), "actor"),
+    (lambda a: a["claim"].update(actors=a["claim"]["actors"] * 21), "actors"),
 ])
 def test_a_message_on_the_alerts_topic_of_the_wrong_shape_is_an_invalid_record(change, field):
     data = make_alert_dict()
