@@ -21,7 +21,8 @@ from processors.normalize import normalize
 # the broker's 1 MB message limit however busy the town and however long its documents' ids.
 # 300 claims of ~1 KB (a sketch, 20 source digests, the agents) is ~300 KB.
 MAX_CLAIMS = 300
-MAX_STATE_BYTES = 400_000
+# In characters of JSON, which UTF-8 makes at most twice as many bytes (Arabic names).
+MAX_STATE_CHARS = 200_000
 MAX_SOURCES = 20
 SKETCH_SIZE = 32
 # Share of the smaller sentence's word pairs found in the other: above this, one is a near-copy.
@@ -139,11 +140,14 @@ class NoveltyJudge:
         # The oldest claims go first: they are the next to leave the window anyway. Past the
         # count, a byte bound: claims from other producers may carry long actor names.
         oldest = sorted(known, key=lambda sig: known[sig]["at"])
-        for old in oldest[: max(0, len(known) - MAX_CLAIMS)]:
-            del known[old]
-        while len(known) > 1 and len(json.dumps(known, ensure_ascii=False).encode()) > MAX_STATE_BYTES:
-            for old in sorted(known, key=lambda sig: known[sig]["at"])[: max(1, len(known) // 10)]:
+        drop = max(0, len(known) - MAX_CLAIMS)
+        while True:
+            for old in oldest[:drop]:
                 del known[old]
+            oldest = oldest[drop:]
+            if len(known) <= 1 or len(json.dumps(known, ensure_ascii=False)) <= MAX_STATE_CHARS:
+                break
+            drop = max(1, len(known) // 10)
         status = "contradicts" if contradicted else "new"
         alert = Alert(alert_id, claim.town, claim, status, tuple(related))
         return Verdict(status, alert, {"claims": known})
