@@ -264,7 +264,10 @@ def resolve_bootstrap(url: str | None, config: BrokerConfig, data_dir: str) -> s
     """Where a client command (replay, alerts) finds the broker of a running service."""
     if url:
         if not re.fullmatch(r"(kafka://)?[\w.\-]+:\d+(,[\w.\-]+:\d+)*", url):
-            raise BrokerError(f"--broker: expected kafka://host:port[,host:port...], got {url!r}")
+            from marsad.config import shown_url
+
+            raise BrokerError("--broker: expected kafka://host:port[,host:port...], "
+                              f"got {shown_url(url)!r}")
         return url.removeprefix("kafka://")
     if not config.embedded:
         return config.bootstrap()

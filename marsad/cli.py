@@ -8,11 +8,12 @@ import logging
 import os
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from marsad import __version__
-from marsad.config import Config, ConfigError, TownConfig, load_config
+from marsad.config import Config, ConfigError, TownConfig, load_config, writable_file
 
 if TYPE_CHECKING:
     from marsad.records import Alert
@@ -176,8 +177,6 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                     print(_no_alerts(args, config, topic, sum(ends.values()) - sum(starts.values())),
                           file=sys.stderr)
                 return 0
-    except KeyboardInterrupt:
-        return 0
     finally:
         consumer.close()
 
@@ -233,11 +232,14 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     state: dict = {}
     report = ReadReport()
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    writable_file(out, "--out")
     count = updates = 0
     copies: Counter[str] = Counter()
-    with out.open("w", encoding="utf-8") as lines:
+    with ExitStack() as stack:
+        lines = None  # opened with the first document: nothing readable leaves FILE alone
         for doc in read_documents(args.paths, report):
+            if lines is None:
+                lines = stack.enter_context(out.open("w", encoding="utf-8"))
             result = dedup.check(doc, state)
             dedup.remember(doc, result, state)
             count += 1
@@ -246,6 +248,8 @@ def cmd_dedup(args: argparse.Namespace) -> int:
             updates += result.update_of is not None
             lines.write(json.dumps({"id": doc.id, "duplicate_of": result.duplicate_of},
                                    ensure_ascii=False) + "\n")
+    if not count and not report.skipped:
+        out.write_text("", encoding="utf-8")  # no documents at all: an empty answer
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(copies.items()))
     skipped = f", {len(report.skipped)} inputs skipped" if report.skipped else ""
     print(f"{count} documents, {sum(copies.values())} duplicates ({kinds or 'none'}), "
@@ -269,7 +273,7 @@ def cmd_ner(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {args.conll}: {exc}") from exc
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    writable_file(out, "--out")
     predicted: list[list[str]] = []
     started = last = time.monotonic()
     # Whole runs of sentences at once: the tagger's second pass uses how neighbouring sentences

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -59,8 +60,8 @@ class BrokerConfig:
             r"kafka://[\w.\-]+:\d+(,[\w.\-]+:\d+)*", self.url
         ):
             raise ConfigError(
-                f"broker.url: expected 'embedded' or 'kafka://host:port[,host:port...]', got {self.url!r}"
-            )
+                "broker.url: expected 'embedded' or 'kafka://host:port[,host:port...]', "
+                f"got {shown_url(self.url)!r}")
         if not re.fullmatch(r"[A-Za-z0-9._\-]+", self.topic_prefix):
             raise ConfigError(f"broker.topic_prefix: only letters, digits, '.', '_', '-' allowed, got {self.topic_prefix!r}")
         if not 1 <= self.partitions <= 1024:
@@ -87,7 +88,8 @@ class FeedConfig:
         if not self.name:
             raise ConfigError("feeds.name: required")
         if not re.match(r"^https?://", self.url):
-            raise ConfigError(f"feeds.url: feed {self.name!r} needs an http(s) URL, got {self.url!r}")
+            raise ConfigError(f"feeds.url: feed {self.name!r} needs an http(s) URL, "
+                              f"got {shown_url(self.url)!r}")
         parse_duration(self.interval, f"feeds.interval ({self.name})")
 
 
@@ -166,7 +168,7 @@ class SinksConfig:
     def validate(self) -> None:
         for url in self.webhooks:
             if not re.match(r"^https?://", url):
-                raise ConfigError(f"sinks.webhooks: expected http(s) URLs, got {url!r}")
+                raise ConfigError(f"sinks.webhooks: expected http(s) URLs, got {shown_url(url)!r}")
         if len(set(self.webhooks)) < len(self.webhooks):
             # One ledger and spool per URL: a URL listed twice would get every alert twice.
             raise ConfigError("sinks.webhooks: a URL is listed twice")
@@ -252,6 +254,45 @@ class Config:
         if len(names) != len(set(names)):
             raise ConfigError("feeds.name: feed names must be unique")
         return self
+
+
+def shown_url(url: str) -> str:
+    """A URL as an error message may show it: without credentials."""
+    from ingest.guard import redact_url
+
+    return redact_url(url)
+
+
+def writable_file(path: Path, what: str) -> None:
+    """Makes the folder of an output file, or raises ConfigError saying in one line why the file
+    cannot be written (checked before any work, and without creating the file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot create the folder {path.parent}: "
+                          f"{exc.strerror or exc}") from None
+    if path.is_dir():
+        raise ConfigError(f"{what}: {path} is a folder, not a file")
+    existed = path.exists()
+    try:
+        # Opened, not judged by its mode bits: root passes every access check, yet cannot
+        # write under /proc or on a read-only mount.
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot write {path}: {exc.strerror or exc}") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
+def writable_dir(path: Path, what: str) -> None:
+    """Makes the folder, or raises ConfigError saying in one line why it cannot be used."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot write in {path}: {exc.strerror or exc}") from None
 
 
 def default_config() -> Config:

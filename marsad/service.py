@@ -20,7 +20,7 @@ import faust
 from marsad import logs, metrics, shutdown
 from marsad.broker import (EmbeddedBroker, Topics, broker_state_file, ensure_topics,
                            running_embedded_broker)
-from marsad.config import Config, ConfigError, parse_duration
+from marsad.config import Config, ConfigError, parse_duration, writable_dir, writable_file
 from marsad.records import Document
 from marsad.stream import STAGES, Stream
 from ingest.documents import ReadReport, read_documents
@@ -118,6 +118,10 @@ def run_service(config: Config, roles: frozenset[str] = frozenset(ROLES)) -> int
         # `replay` could reach only one of them.
         raise ConfigError(f"another `marsad run` is using {config.service.data_dir} (its broker "
                           f"is at {other}): stop it, or give this one its own [service] data_dir")
+    # Checked before anything starts: a path that cannot be written is a configuration error.
+    writable_dir(Path(config.service.data_dir), "service.data_dir")
+    if config.sinks.jsonl and "sinks" in roles:
+        writable_file(Path(config.sinks.jsonl), "sinks.jsonl")
     with ExitStack() as stack:
         # The tagger and gazetteer take memory and start-up time a fetcher or sink never uses.
         pipeline = Pipeline(config) if roles & PROCESSORS else None
@@ -185,6 +189,8 @@ def process_batch(config: Config, paths: list[str], alerts_out: str,
                   stall_timeout: float = 300.0) -> int:
     """Push documents through the same topology as `run` on a private embedded broker."""
     began = time.monotonic()
+    writable_dir(Path(config.service.data_dir), "service.data_dir")
+    writable_file(Path(alerts_out), "--alerts-out")
     report = ReadReport()
     docs: list[Document] = list(read_documents(paths, report))
     if not docs:
@@ -198,7 +204,6 @@ def process_batch(config: Config, paths: list[str], alerts_out: str,
     with ExitStack() as stack:
         pipeline = Pipeline(config)  # an unknown --town fails here, before FILE is touched
         out = Path(alerts_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("", encoding="utf-8")  # a batch run's output holds that run's alerts only
         bootstrap = _start_broker(config, stack, batch=True)
         ensure_topics(bootstrap, Topics(config.broker.topic_prefix, config.broker.partitions))

@@ -181,3 +181,39 @@ def test_a_mistyped_flag_is_reported_with_the_commands_own_usage(tmp_path):
     assert result.returncode == 2
     assert result.stderr.splitlines()[0].startswith("usage: marsad feeds list")
     assert "unrecognized arguments: --jsn" in result.stderr
+
+
+def test_outputs_that_cannot_be_written_are_one_line_errors_before_any_work(tmp_path):
+    # A path under a regular file cannot be created, whoever runs the tests (root too).
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x", encoding="utf-8")
+    seeds = str(Path(__file__).resolve().parents[1] / "seeds")
+    runs = {
+        "process": marsad("process", seeds, "--alerts-out", str(blocked / "alerts.jsonl"),
+                          cwd=tmp_path, env=child_env()),
+        "process into a folder": marsad("process", seeds, "--alerts-out", str(tmp_path),
+                                        cwd=tmp_path, env=child_env()),
+        "dedup": marsad("dedup", seeds, "--out", str(blocked / "out.jsonl"), cwd=tmp_path,
+                        env=child_env()),
+        "run": marsad("run", "--config", str(write(tmp_path, f'[service]\ndata_dir = "{blocked}/d"\n')),
+                      cwd=tmp_path, env=child_env()),
+    }
+    for name, result in runs.items():
+        assert result.returncode == 2, (name, result.stderr)
+        assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, name
+        assert "a-file" in result.stderr or "is a folder" in result.stderr, name
+    # Nothing readable: the output file is not created (or emptied).
+    missing = marsad("dedup", str(tmp_path / "nope"), "--out", str(tmp_path / "o.jsonl"),
+                     cwd=tmp_path, env=child_env())
+    assert missing.returncode == 1 and not (tmp_path / "o.jsonl").exists()
+
+
+def test_configuration_errors_never_show_credentials(tmp_path):
+    config = write(tmp_path, '[[feeds]]\nname = "x"\n'
+                             'url = "ftp://bob:hunter2@example.com/rss?a=1&token=SECRETTOK"\n')
+    result = marsad("run", "--config", str(config), cwd=tmp_path, env=child_env())
+    assert result.returncode == 2 and "feeds.url" in result.stderr
+    assert "hunter2" not in result.stderr and "SECRETTOK" not in result.stderr
+    shown = marsad("alerts", "--broker", "kafka://bob:hunter2@127.0.0.1:1x", cwd=tmp_path,
+                   env=child_env())
+    assert shown.returncode == 2 and "--broker" in shown.stderr and "hunter2" not in shown.stderr

@@ -268,3 +268,15 @@ def test_alerts_of_a_town_are_its_latest_however_many_others_came_after(tmp_path
     assert ids(shown("--town", "الموصل", "--last", "3")) == ["alert-25", "alert-26", "alert-27"]
     nothing = shown("--town", "دمشق")
     assert nothing.stdout == "" and "no alerts for دمشق on a.alerts" in nothing.stderr
+
+    # Following, then Ctrl-C: 130, as for every command a user interrupts, so a script can tell
+    # an interrupted follow from one that ended.
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "marsad.cli", "alerts", "--follow", "--town", "الموصل", "--last", "1",
+         "--config", str(config)], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    assert follow.stdout is not None
+    assert "(27)" in follow.stdout.readline()  # the last one shown: it is following now
+    follow.send_signal(signal.SIGINT)
+    assert follow.wait(timeout=60) == 130
+    assert "Traceback" not in (follow.stderr.read() if follow.stderr else "")
