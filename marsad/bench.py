@@ -157,7 +157,8 @@ class AlertClock:
 def load_documents(corpus: Path, count: int, synthetic_share: float) -> tuple[list[Document], int]:
     """``count`` documents: corpus articles in order, every k-th one a synthetic claim document."""
     if not corpus.is_file():
-        raise BenchError(f"corpus {corpus} not found; pass --corpus PATH (JSONL documents, "
+        problem = "is a folder, not a JSONL file" if corpus.is_dir() else "not found"
+        raise BenchError(f"corpus {corpus} {problem}; pass --corpus PATH (JSONL documents, "
                          "optionally .gz), or put the shared data folder next to the project")
     seeds = list(read_documents([REPO_ROOT / "seeds"]))
     every = round(1 / synthetic_share) if synthetic_share > 0 else 0

@@ -115,6 +115,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from sinks.console import AlertLines
 
     config = _config(args)
+    if args.town is not None and not args.town.strip():
+        raise CliError("--town: expected a town name, got nothing")
     wanted = _town_ids(args.town, config) if args.town else None
     lines = None if args.json else AlertLines()
     bootstrap = _bootstrap(args, config)
@@ -183,6 +185,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 def _no_alerts(args: argparse.Namespace, config: Config, topic: str, held: int) -> str:
     """What an empty answer means: none yet, none for that town, or a broker that forgot them."""
+    if args.last == 0:
+        return f"marsad alerts: --last 0 asks for none of the {held} alerts on {topic}"
     what = f"no alerts for {args.town}" if args.town else "no alerts"
     message = f"marsad alerts: {what} on {topic}"
     if held == 0 and config.broker.embedded and not args.broker:

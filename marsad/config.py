@@ -343,7 +343,11 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 
 def _towns_from_env(raw: str) -> list[dict[str, Any]]:
-    return [{"name": name.strip()} for name in raw.split(",") if name.strip()]
+    towns = [{"name": name.strip()} for name in raw.split(",") if name.strip()]
+    if not towns:
+        # A service monitoring no town would run quietly and never alert.
+        raise ConfigError("MARSAD_TOWNS: expected comma-separated town names, got nothing")
+    return towns
 
 
 def _feeds_from_env(raw: str) -> list[dict[str, Any]]:

@@ -88,6 +88,8 @@ def test_environment_overrides_file_and_defaults(tmp_path):
     ({"MARSAD_METRICS_PORT": "abc"}, "MARSAD_METRICS_PORT"),
     ({"MARSAD_BROKER_URLL": "x"}, "MARSAD_BROKER_URLL"),
     ({"MARSAD_NOPE": "x"}, "MARSAD_NOPE"),
+    # Set but empty: a service watching no town would never alert, and never say why.
+    ({"MARSAD_TOWNS": " , "}, "MARSAD_TOWNS"),
 ])
 def test_bad_environment_names_the_variable(env, named):
     with pytest.raises(ConfigError) as info:
@@ -154,11 +156,14 @@ def test_the_alerts_file_follows_data_dir_unless_set(tmp_path):
     assert load_config(config, env={}).sinks.jsonl == ""
 
 
-@pytest.mark.parametrize("flags", [["--last", "-3"], ["--from-beginning", "--last", "2"]])
-def test_alerts_refuses_a_start_it_cannot_honour(tmp_path, flags):
+@pytest.mark.parametrize("flags, named", [
+    (["--last", "-3"], "--last"), (["--from-beginning", "--last", "2"], "--last"),
+    (["--town", " "], "--town"),
+])
+def test_alerts_refuses_a_start_it_cannot_honour(tmp_path, flags, named):
     result = marsad("alerts", *flags, cwd=tmp_path, env=child_env())
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "--last" in result.stderr.splitlines()[-1]
+    assert named in result.stderr.splitlines()[-1]
 
 
 def test_towns_and_feeds_from_the_environment_replace_the_file(tmp_path):
