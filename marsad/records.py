@@ -99,9 +99,7 @@ def _optional_str(data: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def _str(data: Any, key: str) -> str:
-    if not isinstance(data, dict):
-        raise RecordError(f"{key}: expected inside a JSON object, got {type(data).__name__}")
+def _str(data: dict[str, Any], key: str) -> str:
     value = _optional_str(data, key)
     if value is None:
         raise RecordError(f"{key}: required")
