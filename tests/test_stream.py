@@ -275,8 +275,12 @@ def test_alerts_of_a_town_are_its_latest_however_many_others_came_after(tmp_path
         [sys.executable, "-m", "marsad.cli", "alerts", "--follow", "--town", "الموصل", "--last", "1",
          "--config", str(config)], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
-    assert follow.stdout is not None
-    assert "(27)" in follow.stdout.readline()  # the last one shown: it is following now
-    follow.send_signal(signal.SIGINT)
-    assert follow.wait(timeout=60) == 130
-    assert "Traceback" not in (follow.stderr.read() if follow.stderr else "")
+    try:
+        assert follow.stdout is not None
+        assert "(27)" in follow.stdout.readline()  # the last one shown: it is following now
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(timeout=60) == 130
+        assert "Traceback" not in (follow.stderr.read() if follow.stderr else "")
+    finally:
+        follow.kill()
+        follow.wait()
