@@ -22,6 +22,7 @@ from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from ingest.guard import redact_url
 from marsad.config import BrokerConfig
 
 log = logging.getLogger(__name__)
@@ -264,10 +265,8 @@ def resolve_bootstrap(url: str | None, config: BrokerConfig, data_dir: str) -> s
     """Where a client command (replay, alerts) finds the broker of a running service."""
     if url:
         if not re.fullmatch(r"(kafka://)?[\w.\-]+:\d+(,[\w.\-]+:\d+)*", url):
-            from marsad.config import shown_url
-
             raise BrokerError("--broker: expected kafka://host:port[,host:port...], "
-                              f"got {shown_url(url)!r}")
+                              f"got {redact_url(url)!r}")
         return url.removeprefix("kafka://")
     if not config.embedded:
         return config.bootstrap()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from ingest.guard import parse_allow_hosts, redact_url
 from marsad import REPO_ROOT
 
 DEFAULT_TOWN = "البوكمال"
@@ -61,7 +62,7 @@ class BrokerConfig:
         ):
             raise ConfigError(
                 "broker.url: expected 'embedded' or 'kafka://host:port[,host:port...]', "
-                f"got {shown_url(self.url)!r}")
+                f"got {redact_url(self.url)!r}")
         if not re.fullmatch(r"[A-Za-z0-9._\-]+", self.topic_prefix):
             raise ConfigError(f"broker.topic_prefix: only letters, digits, '.', '_', '-' allowed, got {self.topic_prefix!r}")
         if not 1 <= self.partitions <= 1024:
@@ -89,7 +90,7 @@ class FeedConfig:
             raise ConfigError("feeds.name: required")
         if not re.match(r"^https?://", self.url):
             raise ConfigError(f"feeds.url: feed {self.name!r} needs an http(s) URL, "
-                              f"got {shown_url(self.url)!r}")
+                              f"got {redact_url(self.url)!r}")
         parse_duration(self.interval, f"feeds.interval ({self.name})")
 
 
@@ -134,8 +135,6 @@ class IngestConfig:
     seen_limit: int = 10_000
 
     def validate(self) -> None:
-        from ingest.guard import parse_allow_hosts
-
         for key in ("connect_timeout", "read_timeout", "fetch_timeout", "max_backoff"):
             parse_duration(getattr(self, key), f"ingest.{key}")
         parse_duration(self.host_delay, "ingest.host_delay", allow_zero=True)
@@ -168,7 +167,7 @@ class SinksConfig:
     def validate(self) -> None:
         for url in self.webhooks:
             if not re.match(r"^https?://", url):
-                raise ConfigError(f"sinks.webhooks: expected http(s) URLs, got {shown_url(url)!r}")
+                raise ConfigError(f"sinks.webhooks: expected http(s) URLs, got {redact_url(url)!r}")
         if len(set(self.webhooks)) < len(self.webhooks):
             # One ledger and spool per URL: a URL listed twice would get every alert twice.
             raise ConfigError("sinks.webhooks: a URL is listed twice")
@@ -254,13 +253,6 @@ class Config:
         if len(names) != len(set(names)):
             raise ConfigError("feeds.name: feed names must be unique")
         return self
-
-
-def shown_url(url: str) -> str:
-    """A URL as an error message may show it: without credentials."""
-    from ingest.guard import redact_url
-
-    return redact_url(url)
 
 
 def writable_file(path: Path, what: str) -> None:
