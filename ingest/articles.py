@@ -75,11 +75,10 @@ def extract_article(body: bytes, content_type: str | None, url: str,
     except Exception as exc:  # noqa: BLE001 - hostile HTML must cost one article, not the poller
         log.info("extraction failed for a page: %s: %s", type(exc).__name__, exc)
         return None
-    text = doc.text if doc is not None else None
-    if doc is None or text is None or not text.strip():
+    if doc is None or not doc.text or not doc.text.strip():
         return None
     title = (doc.title or "").strip() or None
-    return Article(_without_heading(text, (title, title_hint)), title,
+    return Article(_without_heading(doc.text, (title, title_hint)), title,
                    (doc.author or "").strip() or None, doc.date or None)
 
 

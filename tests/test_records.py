@@ -69,12 +69,7 @@ def test_an_empty_message_or_a_monstrous_number_is_not_json():
 
 
 def test_alert_has_the_contract_form():
-    town = Town("geonames:174448", "البوكمال", "Albu Kamal", 34.45, 40.92)
-    claim = Claim(town, "territory_control", (Actor("isis", "داعش", "agent"),),
-                  Actor("russia", "وزارة الدفاع الروسية"), "reported", "دخل داعش البوكمال",
-                  DocRef("d1", "https://x/1", "src", "t", "2017-11-19T10:00:00+00:00"))
-    alert = Alert("a1", town, claim, "new")
-    data = json.loads(json.dumps(alert.to_dict()))
+    data = make_alert_dict()
     assert set(data) == {"alert_id", "town", "claim", "doc", "novelty", "raised_at"}
     assert set(data["town"]) == {"id", "name_ar", "name_en", "lat", "lon"}
     assert set(data["claim"]) == {"event_type", "actors", "attributed_to", "modality", "sentence"}
