@@ -21,8 +21,8 @@ from processors.normalize import normalize
 # the broker's 1 MB message limit however busy the town and however long its documents' ids.
 # 300 claims of ~1 KB (a sketch, 20 source digests, the agents) is ~300 KB.
 MAX_CLAIMS = 300
-# In characters of JSON, which UTF-8 makes at most twice as many bytes (Arabic names).
-MAX_STATE_CHARS = 200_000
+# Measured as ASCII-escaped JSON, whose length bounds the bytes of any JSON encoding of it.
+MAX_STATE_BYTES = 600_000
 MAX_SOURCES = 20
 SKETCH_SIZE = 32
 # Share of the smaller sentence's word pairs found in the other: above this, one is a near-copy.
@@ -145,7 +145,7 @@ class NoveltyJudge:
             for old in oldest[:drop]:
                 del known[old]
             oldest = oldest[drop:]
-            if len(known) <= 1 or len(json.dumps(known, ensure_ascii=False)) <= MAX_STATE_CHARS:
+            if len(known) <= 1 or len(json.dumps(known)) <= MAX_STATE_BYTES:
                 break
             drop = max(1, len(known) // 10)
         status = "contradicts" if contradicted else "new"

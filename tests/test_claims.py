@@ -8,7 +8,7 @@ from marsad.config import default_config
 from marsad.records import Document
 from processors.claims import event_type
 from processors.normalize import normalize
-from processors.novelty import MAX_CLAIMS, MAX_STATE_CHARS, source_key
+from processors.novelty import MAX_CLAIMS, MAX_STATE_BYTES, source_key
 from processors.pipeline import Pipeline
 
 
@@ -272,5 +272,5 @@ def test_a_towns_novelty_state_stays_far_below_the_message_limit(pipeline):
         claim = Claim(town, "armed_clash", agents, None, "asserted", f"اشتباك{i} قرب{i} البوكمال{i}",
                       DocRef(f"d{i}"), published=f"2017-11-05T10:{i // 60 % 60:02}:{i % 60:02}+00:00")
         state = pipeline.novelty.judge(claim, state).state
-    assert len(json.dumps(state, ensure_ascii=False)) <= MAX_STATE_CHARS
+    assert len(json.dumps(state, ensure_ascii=False).encode()) <= MAX_STATE_BYTES
     assert any(sig.split("|")[2].startswith("actor:99:") for sig in state["claims"])
