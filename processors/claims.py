@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from marsad.records import CLOCK_SKEW, Actor, Claim, Document, RecordError, parse_time
+from marsad.records import Actor, Claim, Document, RecordError, believed_time, parse_time
 from processors.actors import DERIVED_PREFIX, ActorLexicon, ActorRef, derived_actor_id
 from processors.gazetteer import Gazetteer, MonitoredTowns
 from processors.mentions import is_common_word, judge_mention
@@ -275,8 +275,8 @@ class ClaimExtractor:
             published = None
         if published is not None and doc.ingested_at:
             # A feed that dates its items in the future must not make today's news look old.
-            published = min(published, datetime.fromtimestamp(doc.ingested_at + CLOCK_SKEW,
-                                                              timezone.utc))
+            published = datetime.fromtimestamp(believed_time(published, doc.ingested_at),
+                                               timezone.utc)
         for sentence in sentences:
             for claim in self._sentence_claims(doc, sentence, published, result.entities):
                 if claim.signature() not in seen:
